@@ -1,0 +1,1 @@
+"""NEARX transactional API: Litestar controllers per bounded context over PostgreSQL."""

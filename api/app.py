@@ -1,0 +1,81 @@
+"""The Litestar application factory.
+
+``create_app`` wires settings, the connection pool (opened in the lifespan),
+authentication, problem-details errors and every bounded context's routes.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+
+from api.dependencies import DEPENDENCIES
+from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
+from api.routes import ROUTE_HANDLERS
+from api.security.middleware import BearerAuthenticationMiddleware
+from api.security.tokens import TokenCodec
+from nearx.db import create_pool
+from nearx.postgres import database_url
+from nearx.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, db_url: str | None = None) -> Litestar:
+    """Build the API. ``db_url`` overrides the settings (tests point it at a throwaway database)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            url = db_url or stack.enter_context(database_url(settings.database_url, settings.embedded_pg_dir))
+            pool = create_pool(
+                url,
+                min_size=settings.db_pool_min_size,
+                max_size=settings.db_pool_max_size,
+                timeout_s=settings.db_pool_timeout_s,
+            )
+            await pool.open(wait=True, timeout=settings.db_pool_timeout_s)
+            stack.push_async_callback(pool.close)
+            app.state.pool = pool
+            app.state.database_url = url
+            yield
+
+    exception_handlers: dict[Any, Any] = {
+        DomainError: domain_error_handler,
+        HTTPException: http_exception_handler,
+        Exception: unexpected_error_handler,
+    }
+    return Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        dependencies=DEPENDENCIES,
+        lifespan=[lifespan],
+        state=State({"settings": settings, "token_codec": TokenCodec(settings)}),
+        middleware=[
+            DefineMiddleware(
+                BearerAuthenticationMiddleware,
+                exclude=["^/schema", "^/healthz$"],
+                exclude_from_auth_key="public",
+            )
+        ],
+        exception_handlers=exception_handlers,
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=False))],
+        openapi_config=OpenAPIConfig(
+            title="NEARX API",
+            version="1.0.0",
+            path="/schema",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,11 @@
+"""Every route handler and controller the API serves, one line per bounded context."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from api.health import health
+
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    health,
+]

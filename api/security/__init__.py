@@ -1,0 +1,1 @@
+"""Who is calling: access tokens, the authenticated principal, and route guards."""

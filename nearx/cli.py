@@ -1,0 +1,82 @@
+"""The ``nearx`` command: the composition root.
+
+Each command imports what it needs inside its body, so ``nearx --help`` stays
+fast and the kernel does not depend on the packages it wires together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="NEARX: hyperlocal marketplace platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database: migrations and connection details.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _migrations_dir() -> Path:
+    import api
+
+    return Path(api.__file__).resolve().parent / "migrations"
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (a no-op when the schema is current)."""
+    from nearx.migrations import migrate
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        applied = migrate(url, _migrations_dir())
+    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List every migration and when it was applied."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nearx.migrations import status
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        states = status(url, _migrations_dir())
+    table = Table("migration", "applied at (UTC)")
+    for state in states:
+        table.add_row(state.migration_id, state.applied_at.isoformat() if state.applied_at else "pending")
+    Console().print(table)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default NEARX_PORT).")] = None,
+) -> None:
+    """Migrate, then serve the API (OpenAPI at /schema, health at /healthz)."""
+    import uvicorn
+
+    from api.app import create_app
+    from nearx.migrations import migrate
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        migrate(url, _migrations_dir())
+        uvicorn.run(create_app(settings, db_url=url), host=host or settings.host, port=port or settings.port)
+
+
+@app.command("up")
+def up(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default NEARX_PORT).")] = None,
+) -> None:
+    """The main job end to end on the embedded defaults: migrate and serve."""
+    serve(host=host, port=port)

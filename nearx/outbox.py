@@ -1,0 +1,49 @@
+"""The transactional outbox: events are written in the same transaction as the change.
+
+A relay publishes them later, at least once and in order per aggregate, so a
+committed change always has its event and a rolled-back one never does.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Jsonb
+
+from nearx.ids import new_id
+
+_EVENT_TYPE = re.compile(r"^[a-z_]+\.[a-z_]+$")
+
+
+async def append_event(
+    conn: AsyncConnection[Any],
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: uuid.UUID,
+    payload: Mapping[str, Any] | msgspec.Struct,
+    city_id: str | None = None,
+    schema_version: int = 1,
+) -> uuid.UUID:
+    """Write one ``<entity>.<verb>`` event; call it inside the transaction that made the change."""
+    if not _EVENT_TYPE.match(event_type):
+        raise ValueError(f"event type {event_type!r} is not '<entity>.<verb>'")
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        raise RuntimeError("append_event must run inside the transaction that made the change")
+    event_id = new_id()
+    body = msgspec.to_builtins(payload)
+    await conn.execute(
+        """
+        INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id,
+                            city_id, payload)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        """,
+        (event_id, event_type, schema_version, aggregate_type, aggregate_id, city_id, Jsonb(body)),
+    )
+    return event_id

@@ -1,0 +1,159 @@
+"""Typed platform settings, read from ``NEARX_*`` environment variables once.
+
+Every knob has a documented default that works on a fresh machine (embedded
+PostgreSQL, sandbox messaging, SQLite online store). ``get_settings()`` caches
+the result; nothing reads the environment at import time. Tests build their own
+``Settings`` with :func:`load_settings` and an explicit mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+_PREFIX = "NEARX_"
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Mode = Literal["sandbox", "production"]
+
+
+class SettingsError(ValueError):
+    """A ``NEARX_*`` variable is missing, malformed or unsafe for the chosen mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One JWT signing secret; ``kid`` travels in the token header so keys can rotate."""
+
+    kid: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All platform settings. Field ``foo_bar`` is read from ``NEARX_FOO_BAR``."""
+
+    mode: Mode = "sandbox"
+    """``sandbox`` delivers messages to a local inspectable outbox and uses sandbox gateways;
+    ``production`` refuses to start without real keys and providers."""
+    home: Path = _PROJECT_ROOT / ".nearx"
+    """Where local state lives: embedded PostgreSQL, lake, marts, MLflow, sandbox outbox."""
+    database_url: str | None = None
+    """A PostgreSQL URL; unset means the embedded server (pgserver) under ``home/pg``."""
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    db_pool_timeout_s: float = 10.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None
+    """Turns on the Redis-backed options (event bus, Feast online store) when set."""
+
+    jwt_keys: str = ""
+    """``kid:secret`` pairs separated by commas; the first signs, all verify (rotation by kid)."""
+    jwt_issuer: str = "nearx"
+    jwt_audience: str = "nearx-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    secret_pepper: str = ""
+    """Server-side key for hashing one-time codes and tokens, and for encrypting TOTP secrets."""
+
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_requests_per_destination_per_hour: int = 5
+    otp_requests_per_ip_per_hour: int = 30
+
+    h3_resolutions: tuple[int, ...] = (7, 9)
+    """H3 resolutions stored beside every point: 7 (~5 km², city zones) and 9 (~0.1 km², blocks)."""
+
+    @property
+    def signing_keys(self) -> tuple[SigningKey, ...]:
+        """The parsed JWT keys; in sandbox mode a per-installation key when none is configured."""
+        if self.jwt_keys:
+            pairs = [item.split(":", 1) for item in self.jwt_keys.split(",") if item.strip()]
+            if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
+                raise SettingsError("NEARX_JWT_KEYS must be 'kid:secret[,kid:secret...]'")
+            return tuple(SigningKey(kid.strip(), secret.strip()) for kid, secret in pairs)
+        return (SigningKey("sandbox", _sandbox_secret(self.home, "jwt")),)
+
+    @property
+    def pepper(self) -> str:
+        """The hashing pepper; sandbox installations get a generated one kept under ``home``."""
+        return self.secret_pepper or _sandbox_secret(self.home, "pepper")
+
+    @property
+    def embedded_pg_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def sandbox_outbox_path(self) -> Path:
+        return self.home / "sandbox" / "messages.jsonl"
+
+    def validate(self) -> Settings:
+        """Reject combinations that are unsafe: production needs explicit keys and a database."""
+        if self.mode == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("NEARX_JWT_KEYS", self.jwt_keys),
+                    ("NEARX_SECRET_PEPPER", self.secret_pepper),
+                    ("NEARX_DATABASE_URL", self.database_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise SettingsError(f"production mode requires {', '.join(missing)}")
+        if self.db_pool_min_size < 1 or self.db_pool_max_size < self.db_pool_min_size:
+            raise SettingsError("pool sizes must satisfy 1 <= min <= max")
+        return self
+
+
+def _sandbox_secret(home: Path, name: str) -> str:
+    """A random secret generated once per installation, so sandbox tokens survive restarts."""
+    import secrets
+
+    path = home / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        except FileExistsError:
+            pass  # another process created it first; read theirs
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value).expanduser()
+    raise NotImplementedError(f"cannot read {kind!r} from the environment")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``NEARX_*`` variables of ``environ`` (the process environment by default)."""
+    source = os.environ if environ is None else environ
+    raw: dict[str, object] = {
+        key[len(_PREFIX) :].lower(): value
+        for key, value in source.items()
+        if key.startswith(_PREFIX) and value != ""
+    }
+    raw = {key: value for key, value in raw.items() if key in Settings.__dataclass_fields__}
+    if isinstance(raw.get("h3_resolutions"), str):
+        raw["h3_resolutions"] = [part for part in str(raw["h3_resolutions"]).split(",") if part]
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid NEARX_* setting: {exc}") from exc
+    return settings.validate()
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""NEARX pipelines package."""
