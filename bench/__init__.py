@@ -1,0 +1,1 @@
+"""NEARX benchmarks: each module measures a target against its anchors in the same run."""
