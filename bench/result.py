@@ -35,7 +35,7 @@ class Result:
             f"{self.value:,.3f} {self.unit}",
             self.anchor or "",
             "" if self.anchor_value is None else f"{self.anchor_value:,.3f} {self.unit}",
-            "" if ratio is None else f"{ratio:,.2f}×",
+            "" if ratio is None else f"{ratio:,.2f}x",
             self.target or "",
             {True: "yes", False: "NO", None: ""}[self.met],
         )
