@@ -21,6 +21,8 @@ _PREFIX = "NEARX_"
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Mode = Literal["sandbox", "production"]
+MIN_SECRET_LENGTH = 32
+"""HS256 keys shorter than the hash output are brute-forceable (RFC 7518, section 3.2)."""
 
 
 class SettingsError(ValueError):
@@ -78,7 +80,12 @@ class Settings:
             pairs = [item.split(":", 1) for item in self.jwt_keys.split(",") if item.strip()]
             if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
                 raise SettingsError("NEARX_JWT_KEYS must be 'kid:secret[,kid:secret...]'")
-            return tuple(SigningKey(kid.strip(), secret.strip()) for kid, secret in pairs)
+            keys = tuple(SigningKey(kid.strip(), secret.strip()) for kid, secret in pairs)
+            if any(len(key.secret) < MIN_SECRET_LENGTH for key in keys):
+                raise SettingsError(
+                    f"each JWT secret needs at least {MIN_SECRET_LENGTH} characters (RFC 7518)"
+                )
+            return keys
         return (SigningKey("sandbox", _sandbox_secret(self.home, "jwt")),)
 
     @property
