@@ -1,0 +1,1 @@
+"""Identity and access: sign-in (one-time codes, OIDC), sessions, second factor, roles, audit."""

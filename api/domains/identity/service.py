@@ -1,0 +1,171 @@
+"""Identity rules other contexts may call, and role administration.
+
+The profiles context uses :func:`export_identity` (data export) and
+:func:`revoke_all_sessions` (account deletion, suspension); neither returns
+or needs any secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from api.domains.identity import repository
+from api.domains.identity.audit import RequestContext, SecurityEvent, record
+from api.errors import NotFound
+from api.security.principal import PRIVILEGED_ROLES, Principal, Role
+from nearx.clock import utc_now
+from nearx.db import Connection
+from nearx.outbox import append_event
+
+
+async def export_identity(conn: Connection, user_id: uuid.UUID) -> dict[str, Any]:
+    """Everything identity holds about a user, for a data-rights export: no hashes, no secrets.
+
+    Values are JSON-ready (ISO 8601 strings, str UUIDs).
+    """
+    roles = await repository.user_roles(conn, user_id)
+    sessions = await repository.list_sessions(conn, user_id)
+    events = await repository.list_security_events(conn, user_id)
+    identities = await repository.list_oidc_identities(conn, user_id)
+    factor = await repository.find_totp_factor(conn, user_id)
+    return {
+        "roles": [
+            {
+                "role": row["role"],
+                "granted_at": _iso(row["granted_at"]),
+                "granted_by": _str(row["granted_by"]),
+            }
+            for row in roles
+        ],
+        "sessions": [
+            {
+                "id": str(row["id"]),
+                "method": row["method"],
+                "mfa": row["mfa"],
+                "ip": row["ip"],
+                "user_agent": row["user_agent"],
+                "created_at": _iso(row["created_at"]),
+                "last_used_at": _iso(row["last_used_at"]),
+                "expires_at": _iso(row["expires_at"]),
+                "revoked_at": _iso(row["revoked_at"]),
+                "revoke_reason": row["revoke_reason"],
+            }
+            for row in sessions
+        ],
+        "linked_identities": [
+            {
+                "provider": row["provider"],
+                "subject": row["subject"],
+                "email": row["email"],
+                "created_at": _iso(row["created_at"]),
+                "last_login": _iso(row["last_login"]),
+            }
+            for row in identities
+        ],
+        "second_factor": {
+            "totp_enrolled": factor is not None and factor["confirmed_at"] is not None,
+            "totp_confirmed_at": _iso(factor["confirmed_at"]) if factor else None,
+            "unused_recovery_codes": await repository.unused_recovery_codes(conn, user_id),
+        },
+        "security_events": [
+            {
+                "id": str(row["id"]),
+                "event": row["event"],
+                "actor_id": _str(row["actor_id"]),
+                "ip": row["ip"],
+                "user_agent": row["user_agent"],
+                "detail": row["detail"],
+                "occurred_at": _iso(row["occurred_at"]),
+            }
+            for row in events
+        ],
+    }
+
+
+async def revoke_all_sessions(conn: Connection, user_id: uuid.UUID, *, reason: str) -> None:
+    """Revoke every live session of a user: refresh tokens and access tokens stop working.
+
+    Joins the caller's transaction when there is one (account deletion), else
+    runs in its own.
+    """
+    async with conn.transaction():
+        revoked = await repository.revoke_user_sessions(conn, user_id, reason=reason, now=utc_now())
+        if revoked:
+            await record(
+                conn,
+                SecurityEvent.SESSION_REVOKED,
+                context=RequestContext(),
+                user_id=user_id,
+                reason=reason,
+                sessions=[str(session_id) for session_id in revoked],
+            )
+
+
+async def list_roles(conn: Connection, user_id: uuid.UUID) -> list[Role]:
+    if await repository.find_user(conn, user_id) is None:
+        raise NotFound("no such user")
+    return [Role(row["role"]) for row in await repository.user_roles(conn, user_id)]
+
+
+async def grant_role(
+    conn: Connection, admin: Principal, user_id: uuid.UUID, role: Role, *, context: RequestContext
+) -> list[Role]:
+    """Grant a platform role (idempotent); recorded in the audit trail and the outbox."""
+    async with conn.transaction():
+        if await repository.find_user(conn, user_id) is None:
+            raise NotFound("no such user")
+        if await repository.insert_role(conn, user_id, role.value, granted_by=admin.user_id, now=utc_now()):
+            await record(
+                conn,
+                SecurityEvent.ROLE_GRANTED,
+                context=context,
+                user_id=user_id,
+                actor_id=admin.user_id,
+                role=role.value,
+            )
+            await append_event(
+                conn,
+                event_type="user.role_granted",
+                aggregate_type="user",
+                aggregate_id=user_id,
+                payload={"user_id": str(user_id), "role": role.value, "by": str(admin.user_id)},
+            )
+    return await list_roles(conn, user_id)
+
+
+async def revoke_role(
+    conn: Connection, admin: Principal, user_id: uuid.UUID, role: Role, *, context: RequestContext
+) -> list[Role]:
+    """Revoke a platform role (idempotent). Losing a privileged role also ends the user's
+    sessions, so no still-valid access token keeps admin or support powers."""
+    async with conn.transaction():
+        if await repository.find_user(conn, user_id) is None:
+            raise NotFound("no such user")
+        if await repository.delete_role(conn, user_id, role.value):
+            await record(
+                conn,
+                SecurityEvent.ROLE_REVOKED,
+                context=context,
+                user_id=user_id,
+                actor_id=admin.user_id,
+                role=role.value,
+            )
+            await append_event(
+                conn,
+                event_type="user.role_revoked",
+                aggregate_type="user",
+                aggregate_id=user_id,
+                payload={"user_id": str(user_id), "role": role.value, "by": str(admin.user_id)},
+            )
+            if role in PRIVILEGED_ROLES:
+                await revoke_all_sessions(conn, user_id, reason=f"role {role.value} revoked")
+    return await list_roles(conn, user_id)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
