@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.health import health
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
+    MerchantController,
+    MerchantAdminController,
 ]
