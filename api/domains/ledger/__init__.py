@@ -1,0 +1,1 @@
+"""Double-entry ledger: accounts, append-only journal entries, derived balances."""
