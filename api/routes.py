@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from api.domains.catalog.routes import CatalogController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.health import health
 
@@ -11,4 +12,5 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
     MerchantController,
     MerchantAdminController,
+    CatalogController,
 ]

@@ -24,7 +24,7 @@ Weekday = Annotated[int, msgspec.Meta(ge=0, le=6, description="0 = Monday (ISO o
 DocumentKey = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class MerchantApplication(Input):
+class MerchantApplication(Input, kw_only=True):
     kind: MerchantKind
     category: Category
     name: Name
@@ -35,39 +35,39 @@ class MerchantApplication(Input):
     documents: Annotated[list[DocumentKey], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
 
 
-class Decision(Input):
+class Decision(Input, kw_only=True):
     decision: Literal["approve", "reject", "suspend", "reinstate"]
     reason: Reason
 
 
-class SettingsPatch(Input):
+class SettingsPatch(Input, kw_only=True):
     delivery_radius_m: RadiusM | None = None
     prep_time_min: PrepMinutes | None = None
 
 
-class PauseSwitch(Input):
+class PauseSwitch(Input, kw_only=True):
     paused: bool
 
 
-class HoursInterval(Input):
+class HoursInterval(Input, kw_only=True):
     weekday: Weekday
     opens: time
     closes: time
 
 
-class Holiday(Input):
+class Holiday(Input, kw_only=True):
     day: date
     reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
-class HoursInput(Input):
+class HoursInput(Input, kw_only=True):
     """The whole weekly schedule and holiday list; it replaces the previous one."""
 
     hours: Annotated[list[HoursInterval], msgspec.Meta(max_length=50)]
     holidays: Annotated[list[Holiday], msgspec.Meta(max_length=366)] = msgspec.field(default_factory=list)
 
 
-class StaffInput(Input):
+class StaffInput(Input, kw_only=True):
     user_id: uuid.UUID
     role: StaffRole
 

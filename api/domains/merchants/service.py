@@ -199,14 +199,24 @@ async def decide(conn: Connection, admin: Principal, merchant_id: uuid.UUID, bod
     return await _output(conn, updated)
 
 
-async def get_visible(conn: Connection, principal: Principal, merchant_id: uuid.UUID) -> Merchant:
+async def visible_row(conn: Connection, principal: Principal, merchant_id: uuid.UUID) -> dict[str, Any]:
     """Approved merchants are public; others only to their staff and to admins (404 otherwise)."""
     row = await repo.get_merchant(conn, merchant_id)
+    if row is None or (row["status"] != "approved" and not await _is_insider(conn, row, principal)):
+        raise NotFound(f"merchant {merchant_id} was not found")
+    return row
+
+
+async def get_visible(conn: Connection, principal: Principal, merchant_id: uuid.UUID) -> Merchant:
+    return await _output(conn, await visible_row(conn, principal, merchant_id))
+
+
+async def get_row(conn: Connection, merchant_id: uuid.UUID, *, for_update: bool = False) -> dict[str, Any]:
+    """The merchant's row for other contexts (catalog, orders, bookings); 404 when unknown."""
+    row = await repo.get_merchant(conn, merchant_id, for_update=for_update)
     if row is None:
         raise NotFound(f"merchant {merchant_id} was not found")
-    if row["status"] != "approved" and not await _is_insider(conn, row, principal):
-        raise NotFound(f"merchant {merchant_id} was not found")
-    return await _output(conn, row)
+    return row
 
 
 async def _is_insider(conn: Connection, row: dict[str, Any], principal: Principal) -> bool:
@@ -240,10 +250,7 @@ async def history(conn: Connection, principal: Principal, merchant_id: uuid.UUID
 
 
 async def _locked(conn: Connection, merchant_id: uuid.UUID) -> dict[str, Any]:
-    row = await repo.get_merchant(conn, merchant_id, for_update=True)
-    if row is None:
-        raise NotFound(f"merchant {merchant_id} was not found")
-    return row
+    return await get_row(conn, merchant_id, for_update=True)
 
 
 async def update_settings(

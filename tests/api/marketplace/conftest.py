@@ -75,3 +75,34 @@ def make_merchant(client: AsyncTestClient[Litestar], make_user: MakeUser, admin:
         return owner, decided.json()
 
     return make
+
+
+MakeProduct = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def make_product(client: AsyncTestClient[Litestar]) -> MakeProduct:
+    """List a one-variant product (or the given variants) at a merchant as its owner."""
+
+    async def make(owner: Actor, merchant: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        body = {
+            "name": "Momo",
+            "category": "food",
+            "variants": [
+                {
+                    "sku": f"sku-{new_id().hex[:8]}",
+                    "name": "plate",
+                    "price_minor": 25_000,
+                    "initial_stock": 10,
+                }
+            ],
+            **overrides,
+        }
+        response = await client.post(
+            f"/v1/merchants/{merchant['id']}/products", json=body, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        product: dict[str, Any] = response.json()
+        return product
+
+    return make
