@@ -1,0 +1,1 @@
+"""Payment orchestration: intents, gateways, webhooks, refunds, split settlement."""

@@ -1,0 +1,215 @@
+"""All SQL of payment intents, refunds, webhook dedupe and commissions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from nearx.db import Connection
+
+Row = dict[str, Any]
+
+
+async def insert_intent(conn: Connection, values: Mapping[str, Any]) -> Row:
+    columns = ", ".join(values)
+    placeholders = ", ".join(["%s"] * len(values))
+    row = await (
+        await conn.execute(
+            f"INSERT INTO payment_intents ({columns}) VALUES ({placeholders}) RETURNING *",
+            tuple(Jsonb(v) if isinstance(v, dict | list) else v for v in values.values()),
+        )
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+async def get_intent(conn: Connection, intent_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    sql = "SELECT * FROM payment_intents WHERE id = %s" + (" FOR UPDATE" if lock else "")
+    return await (await conn.execute(sql, (intent_id,))).fetchone()
+
+
+async def find_by_provider_ref(conn: Connection, provider: str, provider_ref: str) -> Row | None:
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_intents WHERE provider = %s AND provider_ref = %s",
+            (provider, provider_ref),
+        )
+    ).fetchone()
+
+
+_UPDATABLE = frozenset(
+    {
+        "status",
+        "provider_ref",
+        "payment_method",
+        "pending_operation",
+        "settlement",
+        "last_error",
+        "action_url",
+        "authorized_at",
+        "expires_at",
+        "amount_captured",
+        "amount_refunded",
+    }
+)
+
+
+async def update_intent(conn: Connection, intent_id: uuid.UUID, changes: Mapping[str, Any]) -> Row:
+    unknown = set(changes) - _UPDATABLE
+    assert not unknown, unknown
+    assignments = ", ".join(f"{column} = %s" for column in changes)
+    row = await (
+        await conn.execute(
+            f"UPDATE payment_intents SET {assignments}, updated_at = now() WHERE id = %s RETURNING *",
+            (*(Jsonb(v) if isinstance(v, dict | list) else v for v in changes.values()), intent_id),
+        )
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+async def record_transition(
+    conn: Connection,
+    intent_id: uuid.UUID,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    reason: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO payment_intent_transitions (intent_id, from_status, to_status, actor, reason) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (intent_id, from_status, to_status, actor, reason),
+    )
+
+
+async def transitions(conn: Connection, intent_id: uuid.UUID) -> list[Row]:
+    return list(
+        await (
+            await conn.execute(
+                "SELECT from_status, to_status, actor, reason, at FROM payment_intent_transitions "
+                "WHERE intent_id = %s ORDER BY id",
+                (intent_id,),
+            )
+        ).fetchall()
+    )
+
+
+async def pending_refund_total(conn: Connection, intent_id: uuid.UUID) -> int:
+    row = await (
+        await conn.execute(
+            "SELECT COALESCE(sum(amount_minor), 0) AS total FROM payment_refunds "
+            "WHERE intent_id = %s AND status = 'pending'",
+            (intent_id,),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row["total"])
+
+
+async def find_refund(conn: Connection, intent_id: uuid.UUID, request_key: str) -> Row | None:
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_refunds WHERE intent_id = %s AND request_key = %s",
+            (intent_id, request_key),
+        )
+    ).fetchone()
+
+
+async def get_refund(conn: Connection, refund_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    sql = "SELECT * FROM payment_refunds WHERE id = %s" + (" FOR UPDATE" if lock else "")
+    return await (await conn.execute(sql, (refund_id,))).fetchone()
+
+
+async def insert_refund(conn: Connection, values: Mapping[str, Any]) -> Row:
+    columns = ", ".join(values)
+    placeholders = ", ".join(["%s"] * len(values))
+    row = await (
+        await conn.execute(
+            f"INSERT INTO payment_refunds ({columns}) VALUES ({placeholders}) RETURNING *",
+            tuple(values.values()),
+        )
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+async def finish_refund(
+    conn: Connection, refund_id: uuid.UUID, status: str, provider_ref: str | None, failure: str | None
+) -> Row:
+    row = await (
+        await conn.execute(
+            "UPDATE payment_refunds SET status = %s, provider_ref = %s, failure_reason = %s, "
+            "updated_at = now() "
+            "WHERE id = %s RETURNING *",
+            (status, provider_ref, failure, refund_id),
+        )
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+async def stale_processing(conn: Connection, older_than: datetime) -> list[uuid.UUID]:
+    rows = await (
+        await conn.execute(
+            "SELECT id FROM payment_intents WHERE status = 'processing' AND updated_at <= %s ORDER BY id",
+            (older_than,),
+        )
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+async def pending_refunds(conn: Connection, older_than: datetime) -> list[uuid.UUID]:
+    rows = await (
+        await conn.execute(
+            "SELECT id FROM payment_refunds WHERE status = 'pending' AND updated_at <= %s ORDER BY id",
+            (older_than,),
+        )
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+async def expired_authorizations(conn: Connection, now: datetime) -> list[uuid.UUID]:
+    rows = await (
+        await conn.execute(
+            "SELECT id FROM payment_intents WHERE status = 'requires_capture' AND expires_at <= %s "
+            "ORDER BY id",
+            (now,),
+        )
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+async def commission_bp(conn: Connection, category: str) -> int:
+    row = await (
+        await conn.execute(
+            "SELECT commission_bp FROM merchant_category_commissions WHERE category IN (%s, 'default') "
+            "ORDER BY category = 'default' LIMIT 1",
+            (category,),
+        )
+    ).fetchone()
+    assert row is not None, "the default commission row is seeded by migration 0041"
+    return int(row["commission_bp"])
+
+
+async def remember_webhook(conn: Connection, provider: str, event_id: str, event_type: str) -> bool:
+    """True the first time an event id is seen; False for a replay."""
+    row = await (
+        await conn.execute(
+            "INSERT INTO payment_webhook_events (provider, event_id, event_type) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            (provider, event_id, event_type),
+        )
+    ).fetchone()
+    return row is not None
+
+
+async def release_idempotency_key(conn: Connection, scope: str, key: str) -> None:
+    """Forget a claimed key whose request failed, so a failed request leaves nothing behind."""
+    await conn.execute(
+        "DELETE FROM idempotency_keys WHERE scope = %s AND key = %s AND response_status IS NULL", (scope, key)
+    )
