@@ -1,0 +1,214 @@
+"""The H3 ring search returns exactly what an exhaustive search returns, in the same order."""
+
+from __future__ import annotations
+
+import math
+
+import h3.api.basic_int as h3i
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from nearx.geo import EARTH_RADIUS_M, InvalidCoordinates, haversine_m
+from nearx.proximity import (
+    COARSEST_RESOLUTION,
+    FINEST_RESOLUTION,
+    MAX_RADIUS_M,
+    Neighbours,
+    ProximityIndex,
+    nearest_brute_force,
+)
+
+KATHMANDU = (27.60, 85.20, 27.80, 85.52)  # min lat, min lng, max lat, max lng
+KATHMANDU_BORDER = [(27.66, 85.20), (27.60, 85.26), (27.60, 85.44), (27.66, 85.52), (27.76, 85.52)]
+
+
+def _uniform(seed: int, size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(KATHMANDU[0], KATHMANDU[2], size), rng.uniform(KATHMANDU[1], KATHMANDU[3], size)
+
+
+def _clustered(seed: int, size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Dense clusters (a bazaar, a tower block) with a thin spread of points in between."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform((KATHMANDU[0], KATHMANDU[1]), (KATHMANDU[2], KATHMANDU[3]), (5, 2))
+    which = rng.integers(0, 5, size)
+    spread = rng.choice([0.0003, 0.002, 0.02], size)[:, None]
+    points = centres[which] + rng.normal(0.0, 1.0, (size, 2)) * spread
+    return np.clip(points[:, 0], -90, 90), np.clip(points[:, 1], -180, 180)
+
+
+def assert_exact(
+    index: ProximityIndex,
+    lats: npt.NDArray[np.float64],
+    lngs: npt.NDArray[np.float64],
+    query: tuple[float, float],
+    n: int,
+    radius_m: float,
+) -> Neighbours:
+    got = index.nearest(query[0], query[1], n, radius_m)
+    expected = nearest_brute_force(lats, lngs, query[0], query[1], n, radius_m)
+    np.testing.assert_array_equal(got.positions, expected.positions)
+    np.testing.assert_array_equal(got.distances_m, expected.distances_m)
+    independent = _distances(lats, lngs, query)  # nearx.geo's scalar haversine, not the module's own code
+    within_low = int(np.count_nonzero(independent <= radius_m - 1e-6))
+    within_high = int(np.count_nonzero(independent <= radius_m + 1e-6))
+    assert min(n, within_low) <= len(got) <= min(n, within_high)
+    return got
+
+
+def _distances(
+    lats: npt.NDArray[np.float64], lngs: npt.NDArray[np.float64], query: tuple[float, float]
+) -> npt.NDArray[np.float64]:
+    """Textbook haversine in NumPy, written here independently of the module under test."""
+    phi1, phi2 = math.radians(query[0]), np.radians(lats)
+    a = (
+        np.sin((phi2 - phi1) / 2) ** 2
+        + math.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lngs - query[1]) / 2) ** 2
+    )
+    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)), dtype=np.float64)
+
+
+class _FixedPlan(ProximityIndex):
+    """An index forced to start from a given resolution and disk: the plan is a speed heuristic only."""
+
+    def __init__(self, lats: npt.ArrayLike, lngs: npt.ArrayLike, res: int, rings: int) -> None:
+        super().__init__(lats, lngs)
+        self._fixed = (res, rings)
+
+    def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
+        return self._fixed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 1500),
+    clustered=st.booleans(),
+    res=st.integers(COARSEST_RESOLUTION, FINEST_RESOLUTION),
+    rings=st.integers(0, 3),
+    n=st.integers(1, 30),
+    radius_m=st.sampled_from([60.0, 400.0, 2500.0, 12000.0]),
+)
+def test_exact_whatever_the_starting_resolution_and_disk(
+    seed: int, size: int, clustered: bool, res: int, rings: int, n: int, radius_m: float
+) -> None:
+    """The stopping rule alone makes the answer exact, even from a tiny first disk at a poor resolution.
+
+    A rule of "stop once N candidates are seen" fails here: a candidate on the
+    far side of the disk can be farther than an unseen point just past its near edge.
+    """
+    rings_to_cover = radius_m / (1.5 * h3i.average_hexagon_edge_length(res, "m"))
+    assume(rings_to_cover < 25)  # keeps the example fast; coverage by many rings is still exercised
+    lats, lngs = (_clustered if clustered else _uniform)(seed, size)
+    index = _FixedPlan(lats, lngs, res, rings)
+    for query in np.random.default_rng(seed).uniform((27.58, 85.18), (27.82, 85.54), (12, 2)):
+        assert_exact(index, lats, lngs, (float(query[0]), float(query[1])), n, radius_m)
+
+
+def test_distances_are_haversine_metres_nearest_first() -> None:
+    lats, lngs = _uniform(1, 2000)
+    got = ProximityIndex(lats, lngs).nearest(27.7, 85.3, 25, 5000.0)
+    assert len(got) == 25
+    assert np.all(np.diff(got.distances_m) >= 0)
+    for position, distance in zip(got.positions, got.distances_m, strict=True):
+        assert distance == pytest.approx(haversine_m(27.7, 85.3, lats[position], lngs[position]), abs=1e-6)
+
+
+@pytest.mark.parametrize("res", [7, 8, 9, 10, 11])
+def test_points_on_cell_edges_and_queries_across_them(res: int) -> None:
+    """Points sit on the vertices and edge midpoints of cells; queries come from the far side of an edge."""
+    origin = h3i.latlng_to_cell(27.7172, 85.3240, res)
+    cells = list(h3i.grid_disk(origin, 2))
+    points = []
+    for cell in cells:
+        boundary = h3i.cell_to_boundary(cell)
+        for (a1, b1), (a2, b2) in zip(boundary, boundary[1:] + boundary[:1], strict=True):
+            points += [(a1, b1), ((a1 + a2) / 2, (b1 + b2) / 2)]
+    lats = np.array([p[0] for p in points])
+    lngs = np.array([p[1] for p in points])
+    index = ProximityIndex(lats, lngs)
+    edge = h3i.average_hexagon_edge_length(res, "m")
+    for cell in cells:
+        (a1, b1), (a2, b2) = h3i.cell_to_boundary(cell)[:2]
+        centre = h3i.cell_to_latlng(cell)
+        # just inside the cell, a hair from the edge midpoint (its nearest points are in the neighbour)
+        mid = ((a1 + a2) / 2, (b1 + b2) / 2)
+        inside = (mid[0] + (centre[0] - mid[0]) * 1e-6, mid[1] + (centre[1] - mid[1]) * 1e-6)
+        for n in (1, 3, 12):
+            assert_exact(index, lats, lngs, inside, n, 4 * edge)
+            assert_exact(index, lats, lngs, (a1, b1), n, edge)
+
+
+def test_sparse_suburb_grows_rings_until_far_points_are_reached() -> None:
+    """A dense core and a few houses kilometres out: a suburb query must reach past many empty rings."""
+    rng = np.random.default_rng(3)
+    core_lats, core_lngs = rng.uniform(27.70, 27.73, 5000), rng.uniform(85.30, 85.34, 5000)
+    far_lats = 27.62 + rng.uniform(0, 0.01, 6)
+    far_lngs = 85.48 + rng.uniform(0, 0.01, 6)
+    lats, lngs = np.concatenate([core_lats, far_lats]), np.concatenate([core_lngs, far_lngs])
+    index = ProximityIndex(lats, lngs)
+    got = assert_exact(index, lats, lngs, (27.60, 85.50), 10, 30_000.0)
+    assert len(got) == 10
+    assert got.distances_m[0] > 2_000  # nothing nearby: the first answers are only found after rings grow
+    assert set(range(len(core_lats), len(lats))) <= set(got.positions.tolist())
+    assert len(assert_exact(index, lats, lngs, (27.60, 85.50), 10, 1_500.0)) == 0
+
+
+def test_city_border_queries_see_only_the_inside() -> None:
+    lats, lngs = _uniform(11, 4000)
+    index = ProximityIndex(lats, lngs)
+    for corner in KATHMANDU_BORDER:
+        for n in (1, 20, 200):
+            got = assert_exact(index, lats, lngs, corner, n, 2_000.0)
+            assert np.all(got.distances_m <= 2_000.0)
+
+
+def test_radius_is_inclusive_and_n_larger_than_available_returns_all_within() -> None:
+    lats, lngs = _uniform(5, 300)
+    index = ProximityIndex(lats, lngs)
+    distances = np.sort(_distances(lats, lngs, (27.7, 85.36)))
+    exact = float(index.nearest(27.7, 85.36, 10, MAX_RADIUS_M).distances_m[9])
+    assert len(index.nearest(27.7, 85.36, 1000, exact)) == 10  # the 10th point, exactly at R, is included
+    assert len(index.nearest(27.7, 85.36, 1000, MAX_RADIUS_M)) == 300
+    assert len(index.nearest(27.7, 85.36, 1000, 1500.0)) == int(np.count_nonzero(distances <= 1500.0))
+    assert len(index.nearest(27.7, 85.36, 5, 0.001)) == 0
+
+
+def test_ties_are_broken_by_input_position() -> None:
+    """Duplicates (a courier hub) and mirror-image points equidistant from the query."""
+    base = [(27.7, 85.3)] * 5 + [(27.701, 85.3), (27.699, 85.3), (27.7, 85.301), (27.7, 85.299)]
+    lats = np.array([p[0] for p in base] * 3)
+    lngs = np.array([p[1] for p in base] * 3)
+    index = ProximityIndex(lats, lngs, ids=[f"c{i}" for i in range(lats.size)])
+    got = assert_exact(index, lats, lngs, (27.7, 85.3), 7, 500.0)
+    assert got.positions.tolist() == [0, 1, 2, 3, 4, 9, 10]
+    assert got.ids.tolist() == ["c0", "c1", "c2", "c3", "c4", "c9", "c10"]
+    assert_exact(index, lats, lngs, (27.7005, 85.3), 8, 500.0)
+
+
+def test_empty_index_and_zero_n() -> None:
+    empty = ProximityIndex(np.zeros(0), np.zeros(0))
+    assert len(empty.nearest(27.7, 85.3, 5, 1000.0)) == 0
+    lats, lngs = _uniform(2, 50)
+    assert len(ProximityIndex(lats, lngs).nearest(27.7, 85.3, 0, 1000.0)) == 0
+
+
+@pytest.mark.parametrize("radius_m", [0.0, -1.0, math.inf, math.nan, MAX_RADIUS_M + 1])
+def test_bad_radius_is_refused(radius_m: float) -> None:
+    with pytest.raises(ValueError, match="radius_m"):
+        ProximityIndex(np.array([27.7]), np.array([85.3])).nearest(27.7, 85.3, 1, radius_m)
+
+
+def test_bad_coordinates_and_n_are_refused() -> None:
+    index = ProximityIndex(np.array([27.7]), np.array([85.3]))
+    with pytest.raises(InvalidCoordinates):
+        index.nearest(91.0, 85.3, 1, 100.0)
+    with pytest.raises(ValueError, match="n must"):
+        index.nearest(27.7, 85.3, -1, 100.0)
+    with pytest.raises(ValueError, match="finite latitude"):
+        ProximityIndex(np.array([27.7, math.nan]), np.array([85.3, 85.3]))
+    with pytest.raises(ValueError, match="same length"):
+        ProximityIndex(np.array([27.7, 27.8]), np.array([85.3]))
