@@ -5,11 +5,14 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from api.domains.catalog.routes import CatalogController
+from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.health import health
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
+    AuthController,
+    RoleAdminController,
     MerchantController,
     MerchantAdminController,
     CatalogController,

@@ -1,0 +1,1 @@
+"""Outgoing messages (SMS, email, push) behind one interface, with a sandbox outbox for development."""
