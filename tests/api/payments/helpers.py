@@ -43,7 +43,8 @@ async def assert_ledger_invariants(conn: Connection) -> None:
     assert await (await conn.execute("SELECT * FROM ledger_verify()")).fetchall() == []
     unbalanced_entries = await (
         await conn.execute(
-            "SELECT entry_id, currency FROM ledger_postings GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0"
+            "SELECT entry_id, currency FROM ledger_postings "
+            "GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0"
         )
     ).fetchall()
     assert unbalanced_entries == []
@@ -53,7 +54,8 @@ async def assert_ledger_invariants(conn: Connection) -> None:
     assert all(row["t"] == 0 for row in totals), totals
     negative = await (
         await conn.execute(
-            "SELECT a.key, b.balance_minor FROM ledger_balances b JOIN ledger_accounts a ON a.id = b.account_id "
+            "SELECT a.key, b.balance_minor FROM ledger_balances b "
+            "JOIN ledger_accounts a ON a.id = b.account_id "
             "WHERE a.kind IN ('customer_wallet', 'wallet_hold') AND b.balance_minor < 0"
         )
     ).fetchall()
@@ -62,14 +64,16 @@ async def assert_ledger_invariants(conn: Connection) -> None:
     mismatched = await (
         await conn.execute(
             """
-            SELECT i.provider, i.currency, sum(i.amount_captured - i.amount_refunded) AS expected,
-                   COALESCE((SELECT b.balance_minor FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id
-                              WHERE a.key = 'gateway_clearing:' || i.provider || ':' || i.currency), 0) AS ledger
+            WITH clearing AS (
+                SELECT a.key, b.balance_minor
+                  FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id
+            )
+            SELECT i.provider, i.currency, sum(i.amount_captured - i.amount_refunded) AS expected
               FROM payment_intents i WHERE i.provider <> 'wallet'
              GROUP BY i.provider, i.currency
-            HAVING sum(i.amount_captured - i.amount_refunded) <> COALESCE((
-                   SELECT b.balance_minor FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id
-                    WHERE a.key = 'gateway_clearing:' || i.provider || ':' || i.currency), 0)
+            HAVING sum(i.amount_captured - i.amount_refunded) <> COALESCE(
+                (SELECT balance_minor FROM clearing
+                  WHERE key = 'gateway_clearing:' || i.provider || ':' || i.currency), 0)
             """
         )
     ).fetchall()

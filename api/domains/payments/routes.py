@@ -1,0 +1,221 @@
+"""HTTP surface of payment intents: create, confirm, capture, cancel, refund, read."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, TypeAlias
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody
+
+from api.domains.payments import service
+from api.domains.payments.gateways.registry import default_gateways
+from api.domains.payments.idempotent import run_once
+from api.domains.payments.schemas import (
+    CancelIn,
+    CaptureIn,
+    ConfirmIn,
+    CreateIntentIn,
+    IntentOut,
+    RefundIn,
+    RefundOut,
+)
+from api.errors import NotFound
+from api.idempotency import IDEMPOTENCY_HEADER
+from api.security.guards import requires_role
+from api.security.principal import PRIVILEGED_ROLES, Principal, Role
+from nearx.db import Connection
+
+IdempotencyKey: TypeAlias = Annotated[
+    str | None,
+    HeaderParameter(name=IDEMPOTENCY_HEADER, required=False, description="Retries replay the first response"),
+]
+
+
+def _is_staff(principal: Principal) -> bool:
+    return principal.mfa and not principal.roles.isdisjoint(PRIVILEGED_ROLES)
+
+
+async def _owned(conn: Connection, intent_id: FromPath[uuid.UUID], principal: Principal) -> dict[str, Any]:
+    """The intent if the caller owns it (or is staff); otherwise a 404 that leaks nothing."""
+    row = await service.get_intent(conn, intent_id)
+    if row["customer_id"] != principal.user_id and not _is_staff(principal):
+        raise NotFound("no such payment intent")
+    return row
+
+
+class PaymentIntentController(Controller):
+    path = "/v1/payment-intents"
+    tags = ["payments"]  # noqa: RUF012
+
+    @post("/", operation_id="createPaymentIntent", summary="Create a payment intent")
+    async def create(
+        self,
+        data: JSONBody[CreateIntentIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async def operation() -> IntentOut:
+            amount = service.money(data.amount_minor, data.currency)
+            new = service.NewIntent(
+                amount=amount,
+                provider=data.provider,
+                purpose=data.purpose,
+                capture_method=data.capture_method,
+                customer_id=principal.user_id,
+                order_id=data.order_id,
+                city_id=data.city_id,
+                payment_method=data.payment_method,
+            )
+            row = await service.create_intent(
+                conn, default_gateways(conn), new, actor=f"user:{principal.user_id}"
+            )
+            return IntentOut.of(row)
+
+        return await run_once(
+            conn,
+            scope=f"payment_intents.create:{principal.user_id}",
+            key=idempotency_key,
+            body=data,
+            operation=operation,
+            status=201,
+        )
+
+    @get("/{intent_id:uuid}", operation_id="getPaymentIntent", summary="Read a payment intent")
+    async def read(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> IntentOut:
+        return IntentOut.of(await _owned(conn, intent_id, principal))
+
+    @post(
+        "/{intent_id:uuid}/confirm", operation_id="confirmPaymentIntent", summary="Authorize at the provider"
+    )
+    async def confirm(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        data: JSONBody[ConfirmIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async def operation() -> IntentOut:
+            await _owned(conn, intent_id, principal)
+            row = await service.confirm(
+                conn,
+                default_gateways(conn),
+                intent_id,
+                payment_method=data.payment_method,
+                actor=f"user:{principal.user_id}",
+            )
+            return IntentOut.of(row)
+
+        return await run_once(
+            conn,
+            scope=f"payment_intents.confirm:{intent_id}",
+            key=idempotency_key,
+            body=data,
+            operation=operation,
+        )
+
+    @post(
+        "/{intent_id:uuid}/capture",
+        operation_id="capturePaymentIntent",
+        summary="Capture all or part of an authorization",
+        guards=[requires_role(Role.ADMIN, Role.SUPPORT)],
+    )
+    async def capture(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        data: JSONBody[CaptureIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async def operation() -> IntentOut:
+            row = await service.get_intent(conn, intent_id)
+            amount = (
+                None
+                if data.amount_minor is None
+                else service.money(data.amount_minor, data.currency or row["currency"])
+            )
+            done = await service.capture(
+                conn, default_gateways(conn), intent_id, amount=amount, actor=f"user:{principal.user_id}"
+            )
+            return IntentOut.of(done)
+
+        return await run_once(
+            conn,
+            scope=f"payment_intents.capture:{intent_id}",
+            key=idempotency_key,
+            body=data,
+            operation=operation,
+        )
+
+    @post(
+        "/{intent_id:uuid}/cancel",
+        operation_id="cancelPaymentIntent",
+        summary="Cancel or void before capture",
+    )
+    async def cancel(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        data: JSONBody[CancelIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async def operation() -> IntentOut:
+            await _owned(conn, intent_id, principal)
+            row = await service.cancel(
+                conn, default_gateways(conn), intent_id, actor=f"user:{principal.user_id}", reason=data.reason
+            )
+            return IntentOut.of(row)
+
+        return await run_once(
+            conn,
+            scope=f"payment_intents.cancel:{intent_id}",
+            key=idempotency_key,
+            body=data,
+            operation=operation,
+        )
+
+    @post(
+        "/{intent_id:uuid}/refunds",
+        operation_id="refundPaymentIntent",
+        summary="Refund part or all of a capture",
+        guards=[requires_role(Role.ADMIN, Role.SUPPORT)],
+    )
+    async def refund(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        data: JSONBody[RefundIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async def operation() -> RefundOut:
+            row = await service.refund(
+                conn,
+                default_gateways(conn),
+                intent_id,
+                amount=service.money(data.amount_minor, data.currency),
+                bearer=data.bearer,
+                request_key=f"http:{idempotency_key}",
+                actor=f"user:{principal.user_id}",
+                reason=data.reason,
+            )
+            return RefundOut.of(row)
+
+        return await run_once(
+            conn,
+            scope=f"payment_intents.refund:{intent_id}",
+            key=idempotency_key,
+            body=data,
+            operation=operation,
+            status=201,
+        )
