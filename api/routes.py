@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 from api.domains.catalog.routes import CatalogController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
+from api.domains.orders.routes import OrderController
 from api.domains.payments.routes import PaymentIntentController
 from api.health import health
 
@@ -17,5 +18,6 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     MerchantController,
     MerchantAdminController,
     CatalogController,
+    OrderController,
     PaymentIntentController,
 ]

@@ -54,6 +54,25 @@ def db_status() -> None:
     Console().print(table)
 
 
+orders_app = typer.Typer(help="Orders: scheduled sweeps.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+
+
+@orders_app.command("sweep")
+def orders_sweep() -> None:
+    """Cancel merchant orders not accepted in time and release expired stock reservations."""
+    import asyncio
+
+    from api.domains.orders.jobs import sweep
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        cancelled = asyncio.run(sweep(url))
+    typer.echo(f"cancelled {cancelled} overdue order(s)")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,

@@ -73,6 +73,13 @@ class Settings:
     h3_resolutions: tuple[int, ...] = (7, 9)
     """H3 resolutions stored beside every point: 7 (~5 km², city zones) and 9 (~0.1 km², blocks)."""
 
+    order_accept_timeout_s: int = 600
+    """A merchant order not accepted within this time is cancelled by the sweep and its stock released."""
+    booking_hold_s: int = 600
+    """How long a booking holds its slot before it must be confirmed (with the deposit)."""
+    events_relay_interval_s: float = 1.0
+    """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
+
     @property
     def signing_keys(self) -> tuple[SigningKey, ...]:
         """The parsed JWT keys; in sandbox mode a per-installation key when none is configured."""

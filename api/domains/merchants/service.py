@@ -57,6 +57,11 @@ async def require_staff(
     return role
 
 
+async def staff_role_of(conn: Connection, merchant_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """The user's role at the merchant, or ``None`` (for contexts that decide for themselves)."""
+    return await repo.staff_role(conn, merchant_id, user_id)
+
+
 async def open_now(conn: Connection, merchants: list[dict[str, Any]], now: datetime) -> dict[uuid.UUID, bool]:
     """Whether each merchant is open at ``now`` in its city's local time."""
     ids = [merchant["id"] for merchant in merchants]

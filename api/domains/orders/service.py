@@ -1,0 +1,651 @@
+"""Order rules: multi-merchant checkout, the order state machine, refunds, the overdue sweep.
+
+Checkout prices everything on the server and refuses a client whose shown
+prices differ (price tampering or a stale cart); it creates one parent order
+and one merchant order per merchant, reserves stock, and writes the events, all
+in one transaction keyed by the client's ``Idempotency-Key``. The state machine
+lives in ``order_status_transitions`` (from, to, who); ``transition`` is the
+only way a status changes, it locks the order row first (so the outbox sees
+one aggregate's events in commit order) and records who, when and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from api import idempotency
+from api.domains.catalog import repository as catalog_repo
+from api.domains.inventory import service as inventory
+from api.domains.merchants import service as merchants
+from api.domains.orders import repository as repo
+from api.domains.orders.ports import RefundGateway, RefundRequest
+from api.domains.orders.pricing import Line, Promotion, delivery_fee, price_child
+from api.domains.orders.schemas import (
+    CheckoutInput,
+    MerchantOrder,
+    Order,
+    OrderLine,
+    Refund,
+    RefundInput,
+    Transition,
+    TransitionInput,
+)
+from api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.security.principal import Principal, Role
+from nearx.clock import utc_now
+from nearx.db import Connection
+from nearx.geo import haversine_m
+from nearx.ids import new_id
+from nearx.money import Money
+from nearx.outbox import append_event
+from nearx.settings import Settings
+
+CUSTOMER_CANCEL_FEE_BP = 1000
+"""A customer who cancels after the merchant accepted pays 10% of the items (the kitchen started)."""
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who moves an order: ``customer``, ``merchant``, ``courier``, ``admin`` or ``system``."""
+
+    kind: str
+    user_id: uuid.UUID | None = None
+
+
+SYSTEM = Actor("system")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _line_out(row: dict[str, Any]) -> OrderLine:
+    return OrderLine(
+        id=row["id"],
+        product_id=row["product_id"],
+        variant_id=row["variant_id"],
+        name=row["name"],
+        sku=row["sku"],
+        quantity=row["quantity"],
+        unit_price_minor=row["unit_price_minor"],
+        tax_class=row["tax_class"],
+        tax_minor=row["tax_minor"],
+        line_minor=row["line_minor"],
+        refunded_quantity=row["refunded_quantity"],
+    )
+
+
+def _child_out(row: dict[str, Any], items: list[dict[str, Any]]) -> MerchantOrder:
+    return MerchantOrder(
+        id=row["id"],
+        parent_id=row["parent_id"],
+        merchant_id=row["merchant_id"],
+        status=row["status"],
+        currency=row["currency"].strip(),
+        items_minor=row["items_minor"],
+        delivery_fee_minor=row["delivery_fee_minor"],
+        tax_minor=row["tax_minor"],
+        discount_minor=row["discount_minor"],
+        total_minor=row["total_minor"],
+        refunded_minor=row["refunded_minor"],
+        cancellation_fee_minor=row["cancellation_fee_minor"],
+        cancelled_by=row["cancelled_by"],
+        emergency=row["emergency"],
+        accept_by=row["accept_by"],
+        created_at=row["created_at"],
+        items=[_line_out(item) for item in items],
+    )
+
+
+async def _children_out(conn: Connection, rows: list[dict[str, Any]]) -> list[MerchantOrder]:
+    items: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for item in await repo.items_of(conn, [row["id"] for row in rows]):
+        items[item["order_id"]].append(item)
+    return [_child_out(row, items[row["id"]]) for row in rows]
+
+
+async def _order_out(conn: Connection, parent: dict[str, Any]) -> Order:
+    children = await repo.children_of(conn, parent["id"])
+    return Order(
+        id=parent["id"],
+        customer_id=parent["customer_id"],
+        city_id=parent["city_id"],
+        currency=parent["currency"].strip(),
+        items_minor=parent["items_minor"],
+        delivery_fee_minor=parent["delivery_fee_minor"],
+        tax_minor=parent["tax_minor"],
+        discount_minor=parent["discount_minor"],
+        total_minor=parent["total_minor"],
+        emergency=parent["emergency"],
+        created_at=parent["created_at"],
+        merchant_orders=await _children_out(conn, children),
+    )
+
+
+# --------------------------------------------------------------------------- checkout
+
+
+async def checkout(
+    conn: Connection, principal: Principal, body: CheckoutInput, *, key: str, settings: Settings
+) -> tuple[int, Any]:
+    """Create (or replay) the orders of one cart; returns ``(status, body)``."""
+    if body.emergency and not body.emergency_reason:
+        raise InvalidInput("an emergency order needs a reason (it is audited)")
+    if not body.emergency and body.emergency_reason:
+        raise InvalidInput("emergency_reason is only for emergency orders")
+    scope = f"orders.create:{principal.user_id}"
+    fingerprint = idempotency.request_fingerprint(body)
+    now = utc_now()
+    variant_ids = sorted({item.variant_id for item in body.items})
+    # Lazily free stock held by overdue orders first, in its own transaction, so a
+    # failed checkout does not roll the release back.
+    await expire_stale(conn, now, variant_ids)
+    async with conn.transaction():
+        stored = await idempotency.claim(conn, scope=scope, key=key, fingerprint=fingerprint)
+        if stored is not None:
+            return stored.status, stored.body
+        order = await _place(conn, principal, body, now=now, settings=settings)
+        result = msgspec.to_builtins(order)
+        await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
+    return 201, result
+
+
+async def _place(
+    conn: Connection, principal: Principal, body: CheckoutInput, *, now: datetime, settings: Settings
+) -> Order:
+    variants = {
+        row["variant_id"]: row
+        for row in await catalog_repo.variants_for_checkout(conn, [i.variant_id for i in body.items])
+    }
+    unknown = sorted(str(item.variant_id) for item in body.items if item.variant_id not in variants)
+    if unknown:
+        raise InvalidInput(f"unknown or unavailable products: {', '.join(unknown)}", variant_ids=unknown)
+    for item in body.items:
+        server_price = variants[item.variant_id]["price_minor"]
+        if item.unit_price_minor is not None and item.unit_price_minor != server_price:
+            raise InvalidInput(
+                f"the price of {item.variant_id} is {server_price}, not {item.unit_price_minor}",
+                variant_id=str(item.variant_id),
+                unit_price_minor=server_price,
+            )
+
+    merchant_ids = sorted({variants[item.variant_id]["merchant_id"] for item in body.items})
+    merchant_rows = [await merchants.get_row(conn, merchant_id) for merchant_id in merchant_ids]
+    open_flags = await merchants.open_now(conn, merchant_rows, now)
+    cities = {row["city_id"] for row in merchant_rows}
+    if len(cities) != 1:
+        raise InvalidInput("a cart holds merchants of one city only")
+    city_id = cities.pop()
+    currency = await catalog_repo.city_currency(conn, city_id)
+    fee_rule = await repo.delivery_fee_rule(conn, city_id)
+    promotion = None
+    if body.promo_code is not None:
+        promo = await repo.promotion(conn, city_id, body.promo_code, now)
+        if promo is None:
+            raise InvalidInput(f"promotion {body.promo_code} is not valid")
+        promotion = Promotion(promo["percent_bp"], promo["max_discount_minor"])
+
+    children: list[dict[str, Any]] = []
+    for merchant in merchant_rows:
+        merchants.ensure_can_sell(merchant, is_open_now=open_flags[merchant["id"]])
+        distance = round(haversine_m(merchant["lat"], merchant["lng"], body.delivery.lat, body.delivery.lng))
+        if distance > merchant["delivery_radius_m"]:
+            raise InvalidInput(f"{merchant['name']!r} does not deliver to this point ({distance} m away)")
+        lines = [
+            Line(
+                variant_id=item.variant_id,
+                merchant_id=merchant["id"],
+                unit_price=Money(variants[item.variant_id]["price_minor"], currency),
+                quantity=item.quantity,
+                tax_rate_bp=variants[item.variant_id]["tax_rate_bp"],
+            )
+            for item in body.items
+            if variants[item.variant_id]["merchant_id"] == merchant["id"]
+        ]
+        fee = delivery_fee(
+            currency,
+            base_minor=fee_rule["base_minor"],
+            per_km_minor=fee_rule["per_km_minor"],
+            distance_m=distance,
+        )
+        children.append(
+            {
+                "merchant": merchant,
+                "lines": lines,
+                "totals": price_child(lines, fee, promotion),
+                "distance": distance,
+            }
+        )
+
+    zero = Money(0, currency)
+    grand = {
+        "items": sum((c["totals"].items for c in children), zero),
+        "delivery_fee": sum((c["totals"].delivery_fee for c in children), zero),
+        "tax": sum((c["totals"].tax for c in children), zero),
+        "discount": sum((c["totals"].discount for c in children), zero),
+        "total": sum((c["totals"].total for c in children), zero),
+    }
+    if body.expected_total_minor is not None and body.expected_total_minor != grand["total"].amount_minor:
+        raise InvalidInput(
+            f"the total is {grand['total'].amount_minor}, not {body.expected_total_minor}",
+            total_minor=grand["total"].amount_minor,
+        )
+
+    parent_id = new_id()
+    await repo.insert_parent(
+        conn,
+        {
+            "id": parent_id,
+            "customer_id": principal.user_id,
+            "city_id": city_id,
+            "currency": currency,
+            "delivery_lat": body.delivery.lat,
+            "delivery_lng": body.delivery.lng,
+            **{f"{name}_minor": money.amount_minor for name, money in grand.items()},
+            "promo_code": body.promo_code,
+            "emergency": body.emergency,
+            "emergency_reason": body.emergency_reason,
+        },
+    )
+    if body.emergency:
+        assert body.emergency_reason is not None
+        await repo.insert_emergency_audit(
+            conn,
+            parent_id=parent_id,
+            city_id=city_id,
+            customer_id=principal.user_id,
+            reason=body.emergency_reason,
+            merchant_ids=merchant_ids,
+        )
+    accept_by = now + timedelta(seconds=settings.order_accept_timeout_s)
+    for child in children:
+        merchant, totals = child["merchant"], child["totals"]
+        child_id = new_id()
+        await repo.insert_child(
+            conn,
+            {
+                "id": child_id,
+                "parent_id": parent_id,
+                "merchant_id": merchant["id"],
+                "customer_id": principal.user_id,
+                "city_id": city_id,
+                "currency": currency,
+                "items_minor": totals.items.amount_minor,
+                "delivery_fee_minor": totals.delivery_fee.amount_minor,
+                "tax_minor": totals.tax.amount_minor,
+                "discount_minor": totals.discount.amount_minor,
+                "total_minor": totals.total.amount_minor,
+                "distance_m": child["distance"],
+                "emergency": body.emergency,
+                "accept_by": accept_by,
+            },
+        )
+        await repo.insert_items(
+            conn,
+            [
+                {
+                    "id": new_id(),
+                    "order_id": child_id,
+                    "city_id": city_id,
+                    "product_id": variants[line.variant_id]["product_id"],
+                    "variant_id": line.variant_id,
+                    "name": "{product_name} ({variant_name})".format(**variants[line.variant_id]),
+                    "sku": variants[line.variant_id]["sku"],
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price.amount_minor,
+                    "tax_class": variants[line.variant_id]["tax_class"],
+                    "tax_rate_bp": line.tax_rate_bp,
+                    "line_minor": line.amount.amount_minor,
+                    "tax_minor": line.tax.amount_minor,
+                }
+                for line in child["lines"]
+            ],
+        )
+        await inventory.reserve(
+            conn,
+            order_id=child_id,
+            lines=[(line.variant_id, line.quantity) for line in child["lines"]],
+            expires_at=accept_by,
+        )
+        await repo.record_transition(
+            conn,
+            order_id=child_id,
+            city_id=city_id,
+            from_status=None,
+            to_status="placed",
+            actor_kind="customer",
+            actor_id=principal.user_id,
+            reason=None,
+        )
+        await append_event(
+            conn,
+            event_type="order.created",
+            aggregate_type="merchant_order",
+            aggregate_id=child_id,
+            payload={
+                "order_id": str(child_id),
+                "parent_id": str(parent_id),
+                "merchant_id": str(merchant["id"]),
+                "customer_id": str(principal.user_id),
+                "currency": currency,
+                "total_minor": totals.total.amount_minor,
+                "emergency": body.emergency,
+                "accept_by": accept_by.isoformat(),
+            },
+            city_id=city_id,
+            schema_version=SCHEMA_VERSION,
+        )
+    parent = await repo.get_parent(conn, parent_id)
+    assert parent is not None
+    return await _order_out(conn, parent)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def _can_see(conn: Connection, principal: Principal, child: dict[str, Any]) -> bool:
+    if child["customer_id"] == principal.user_id:
+        return True
+    if principal.has_any(Role.ADMIN, Role.SUPPORT) and principal.mfa:
+        return True
+    role = await merchants.staff_role_of(conn, child["merchant_id"], principal.user_id)
+    return role is not None
+
+
+async def get_order(conn: Connection, principal: Principal, order_id: uuid.UUID) -> Order:
+    parent = await repo.get_parent(conn, order_id)
+    privileged = principal.has_any(Role.ADMIN, Role.SUPPORT) and principal.mfa
+    if parent is None or (parent["customer_id"] != principal.user_id and not privileged):
+        raise NotFound(f"order {order_id} was not found")
+    return await _order_out(conn, parent)
+
+
+async def _visible_child(conn: Connection, principal: Principal, order_id: uuid.UUID) -> dict[str, Any]:
+    child = await repo.get_child(conn, order_id)
+    if child is None or not await _can_see(conn, principal, child):
+        raise NotFound(f"merchant order {order_id} was not found")
+    return child
+
+
+async def get_merchant_order(conn: Connection, principal: Principal, order_id: uuid.UUID) -> MerchantOrder:
+    child = await _visible_child(conn, principal, order_id)
+    return (await _children_out(conn, [child]))[0]
+
+
+async def history(conn: Connection, principal: Principal, order_id: uuid.UUID) -> list[Transition]:
+    await _visible_child(conn, principal, order_id)
+    return [
+        Transition(
+            from_status=row["from_status"],
+            to_status=row["to_status"],
+            actor_kind=row["actor_kind"],
+            actor_id=row["actor_id"],
+            reason=row["reason"],
+            at=row["at"],
+        )
+        for row in await repo.history(conn, order_id)
+    ]
+
+
+async def merchant_queue(
+    conn: Connection, principal: Principal, merchant_id: uuid.UUID, statuses: list[str], limit: int
+) -> list[MerchantOrder]:
+    """The merchant's open orders, emergencies first (they jump the queue), then oldest first."""
+    await merchants.require_staff(conn, merchant_id, principal)
+    return await _children_out(conn, await repo.merchant_queue(conn, merchant_id, statuses, limit))
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+async def _actor_of(conn: Connection, principal: Principal, child: dict[str, Any]) -> Actor:
+    """The capacity in which the caller acts on this order (staff before customer before admin)."""
+    if await merchants.staff_role_of(conn, child["merchant_id"], principal.user_id) is not None:
+        return Actor("merchant", principal.user_id)
+    if child["customer_id"] == principal.user_id:
+        return Actor("customer", principal.user_id)
+    if principal.has_any(Role.ADMIN, Role.SUPPORT) and principal.mfa:
+        return Actor("admin", principal.user_id)
+    raise NotFound(f"merchant order {child['id']} was not found")
+
+
+async def _apply(
+    conn: Connection, child: dict[str, Any], to_status: str, actor: Actor, reason: str | None
+) -> None:
+    """Move a locked order row; must run inside the caller's transaction."""
+    from_status = child["status"]
+    if not await repo.allowed(conn, from_status, to_status, actor.kind):
+        raise Conflict(f"a {actor.kind} cannot move an order from {from_status} to {to_status}")
+    fee = 0
+    if to_status == "accepted":
+        held = await inventory.commit(conn, child["id"])
+        if held == 0:
+            raise Conflict("the stock hold of this order expired; it can no longer be accepted")
+    elif to_status in {"rejected", "cancelled"}:
+        await inventory.release(conn, child["id"])
+        if to_status == "cancelled" and actor.kind == "customer" and from_status != "placed":
+            fee = (
+                Money(child["items_minor"], child["currency"].strip())
+                .share(CUSTOMER_CANCEL_FEE_BP)
+                .amount_minor
+            )
+    await repo.set_status(
+        conn,
+        child["id"],
+        to_status,
+        cancelled_by=actor.kind if to_status == "cancelled" else None,
+        cancellation_fee_minor=fee,
+    )
+    await repo.record_transition(
+        conn,
+        order_id=child["id"],
+        city_id=child["city_id"],
+        from_status=from_status,
+        to_status=to_status,
+        actor_kind=actor.kind,
+        actor_id=actor.user_id,
+        reason=reason,
+    )
+    await append_event(
+        conn,
+        event_type=f"order.{to_status}",
+        aggregate_type="merchant_order",
+        aggregate_id=child["id"],
+        payload={
+            "order_id": str(child["id"]),
+            "parent_id": str(child["parent_id"]),
+            "merchant_id": str(child["merchant_id"]),
+            "from": from_status,
+            "to": to_status,
+            "actor": actor.kind,
+            "reason": reason,
+            "cancellation_fee_minor": fee,
+            "emergency": child["emergency"],
+        },
+        city_id=child["city_id"],
+        schema_version=SCHEMA_VERSION,
+    )
+
+
+async def transition(
+    conn: Connection, order_id: uuid.UUID, to_status: str, actor: Actor, reason: str | None = None
+) -> MerchantOrder:
+    """Move a merchant order (for other contexts too: delivery marks picked_up/delivered as ``courier``)."""
+    async with conn.transaction():
+        child = await repo.get_child(conn, order_id, for_update=True)
+        if child is None:
+            raise NotFound(f"merchant order {order_id} was not found")
+        await _apply(conn, child, to_status, actor, reason)
+        updated = await repo.get_child(conn, order_id)
+        assert updated is not None
+    return (await _children_out(conn, [updated]))[0]
+
+
+async def transition_as(
+    conn: Connection, principal: Principal, order_id: uuid.UUID, body: TransitionInput
+) -> MerchantOrder:
+    if body.to in {"refunded", "partially_refunded"}:
+        raise InvalidInput("refunds go through the refunds endpoint")
+    child = await repo.get_child(conn, order_id)
+    if child is None:
+        raise NotFound(f"merchant order {order_id} was not found")
+    actor = await _actor_of(conn, principal, child)
+    if body.to in {"rejected", "cancelled"} and actor.kind != "customer" and not body.reason:
+        raise InvalidInput("rejecting or cancelling someone else's order needs a reason")
+    return await transition(conn, order_id, body.to, actor, body.reason)
+
+
+async def expire_stale(conn: Connection, now: datetime, variant_ids: list[uuid.UUID] | None = None) -> int:
+    """Cancel placed orders nobody accepted in time and free their stock; then orphaned holds.
+
+    Called by ``nearx orders sweep`` and lazily by checkout for the variants it needs.
+    Each order is its own short transaction; ``SKIP LOCKED`` semantics come from
+    re-checking the status under the row lock (a merchant accepting meanwhile wins).
+    """
+    cancelled = 0
+    for order_id in await repo.overdue(conn, now, variant_ids):
+        async with conn.transaction():
+            child = await repo.get_child(conn, order_id, for_update=True)
+            if child is None or child["status"] != "placed" or child["accept_by"] > now:
+                continue
+            await _apply(conn, child, "cancelled", SYSTEM, "not accepted in time")
+            cancelled += 1
+    async with conn.transaction():
+        await inventory.release_expired(conn, now, variant_ids)
+    return cancelled
+
+
+# --------------------------------------------------------------------------- refunds
+
+
+async def refund(
+    conn: Connection,
+    principal: Principal,
+    order_id: uuid.UUID,
+    body: RefundInput,
+    *,
+    key: str,
+    gateway: RefundGateway,
+) -> tuple[int, Any]:
+    """Refund a delivered order in full or per item; payments is called through ``gateway``."""
+    scope = f"orders.refund:{order_id}"
+    async with conn.transaction():
+        stored = await idempotency.claim(
+            conn, scope=scope, key=key, fingerprint=idempotency.request_fingerprint(body)
+        )
+        if stored is not None:
+            return stored.status, stored.body
+        child = await repo.get_child(conn, order_id, for_update=True)
+        if child is None:
+            raise NotFound(f"merchant order {order_id} was not found")
+        actor = await _actor_of(conn, principal, child)
+        if actor.kind == "merchant":
+            await merchants.require_staff(conn, child["merchant_id"], principal, merchants.MANAGERS)
+        elif actor.kind != "admin":
+            raise Forbidden("refunds are granted by the merchant's managers or by support")
+        items = {row["id"]: row for row in await repo.items_of(conn, [order_id])}
+        item_amounts: list[tuple[uuid.UUID, int, int]] = []
+        if body.items is None:
+            amount = child["total_minor"] - child["refunded_minor"]
+            item_amounts = [
+                (
+                    row["id"],
+                    row["quantity"] - row["refunded_quantity"],
+                    row["line_minor"] + row["tax_minor"] - row["refunded_minor"],
+                )
+                for row in items.values()
+            ]
+        else:
+            amount = 0
+            for requested in body.items:
+                row = items.get(requested.item_id)
+                if row is None:
+                    raise InvalidInput(f"item {requested.item_id} is not part of this order")
+                left = row["quantity"] - row["refunded_quantity"]
+                if requested.quantity > left:
+                    raise InvalidInput(f"only {left} of item {requested.item_id} can still be refunded")
+                gross = row["line_minor"] + row["tax_minor"]
+                if requested.quantity == left:  # the last units take the rounding remainder
+                    part = gross - row["refunded_minor"]
+                else:
+                    part = gross * requested.quantity // row["quantity"]
+                item_amounts.append((row["id"], requested.quantity, part))
+                amount += part
+            amount = min(amount, child["total_minor"] - child["refunded_minor"])
+        if amount <= 0:
+            raise Conflict("nothing is left to refund on this order")
+        remaining = child["total_minor"] - child["refunded_minor"] - amount
+        target = "refunded" if remaining == 0 else "partially_refunded"
+        await _apply(conn, child, target, actor, body.reason)
+        await repo.add_refund(conn, order_id=order_id, amount_minor=amount, item_amounts=item_amounts)
+        refund_id = new_id()
+        currency = child["currency"].strip()
+        outcome = await gateway.request_refund(
+            conn,
+            RefundRequest(
+                refund_id=refund_id,
+                merchant_order_id=order_id,
+                parent_order_id=child["parent_id"],
+                customer_id=child["customer_id"],
+                merchant_id=child["merchant_id"],
+                city_id=child["city_id"],
+                amount=Money(amount, currency),
+                reason=body.reason,
+            ),
+        )
+        await repo.insert_refund(
+            conn,
+            {
+                "id": refund_id,
+                "order_id": order_id,
+                "city_id": child["city_id"],
+                "amount_minor": amount,
+                "currency": currency,
+                "reason": body.reason,
+                "items": [
+                    {"item_id": str(item_id), "quantity": quantity, "amount_minor": part}
+                    for item_id, quantity, part in item_amounts
+                ],
+                "status": outcome.status,
+                "payment_reference": outcome.payment_reference,
+                "requested_by": principal.user_id,
+            },
+        )
+        await append_event(
+            conn,
+            event_type="order.refund_requested",
+            aggregate_type="merchant_order",
+            aggregate_id=order_id,
+            payload={
+                "refund_id": str(refund_id),
+                "order_id": str(order_id),
+                "parent_id": str(child["parent_id"]),
+                "customer_id": str(child["customer_id"]),
+                "amount_minor": amount,
+                "currency": currency,
+                "reason": body.reason,
+                "status": outcome.status,
+            },
+            city_id=child["city_id"],
+            schema_version=SCHEMA_VERSION,
+        )
+        result = msgspec.to_builtins(
+            Refund(
+                id=refund_id,
+                order_id=order_id,
+                amount_minor=amount,
+                currency=currency,
+                reason=body.reason,
+                status=outcome.status,
+                payment_reference=outcome.payment_reference,
+                order_status=target,  # type: ignore[arg-type]
+            )
+        )
+        await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
+    return 201, result
