@@ -336,7 +336,7 @@ def simulate_day(entities: Entities, seed: int, day: date, orders_per_day: int) 
         )
         * 100
     )
-    quantity = (1 + (rng.random(len(line_order)) < 0.2)) * qty_mult[line_order]
+    quantity = np.ceil((1 + (rng.random(len(line_order)) < 0.2)) * qty_mult[line_order])
     sku = rng.integers(0, 60, len(line_order))
     line_total = unit_price * quantity
     subtotal = np.bincount(line_order, weights=line_total, minlength=n)

@@ -1,0 +1,1 @@
+"""Assets grouped by stage: simulation (source), extract (PostgreSQL), staging (lake), marts (DuckDB)."""

@@ -1,0 +1,77 @@
+"""Staging: validate the raw zone of the lake against its contract and consolidate each table.
+
+A pure function of the lake directory (Polars lazy scans, no Dagster), so the CLI,
+tests and assets share it. Bad input stops here with a message that names the file:
+a corrupt partition, a schema that drifted upstream, or a table with no partitions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.contracts import CONTRACTS
+from pipelines.simulation.lake import partition_files
+
+
+class LakeContractError(ValueError):
+    """The raw zone cannot be staged as it is; the message says which file and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTable:
+    table: str
+    path: Path
+    rows: int
+    files: int
+
+
+def staging_path(lake: Path, table: str) -> Path:
+    return lake / "staging" / f"{table}.parquet"
+
+
+def schema_differences(expected: dict[str, pl.DataType], actual: pl.Schema) -> list[str]:
+    """Human-readable differences between a contract and a file's schema (empty when equal)."""
+    problems = [f"missing column {name!r}" for name in expected if name not in actual]
+    problems += [f"unexpected column {name!r}" for name in actual if name not in expected]
+    problems += [
+        f"column {name!r} is {actual[name]} (expected {dtype})"
+        for name, dtype in expected.items()
+        if name in actual and actual[name] != dtype
+    ]
+    return problems
+
+
+def validate_partitions(table: str, files: list[Path]) -> None:
+    """Read every file's footer (cheap) and compare it with the contract before any data moves."""
+    expected = CONTRACTS[table]
+    for path in files:
+        try:
+            schema = pl.read_parquet_schema(path)
+        except Exception as exc:  # any reader error means the same thing: the file is unusable
+            raise LakeContractError(f"corrupt partition {path}: {exc}") from exc
+        problems = schema_differences(expected, pl.Schema(schema))
+        if problems:
+            raise LakeContractError(f"schema change in {path}: {'; '.join(problems)}")
+
+
+def stage_table(lake: Path, table: str) -> StagedTable:
+    """Validate ``table``'s raw partitions and write them as one staging file, atomically."""
+    files = partition_files(lake, table)
+    if not files:
+        raise LakeContractError(f"no partitions of {table!r} under {lake / 'raw' / table}")
+    validate_partitions(table, files)
+    target = staging_path(lake, table)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        pl.scan_parquet(files, hive_partitioning=False).sink_parquet(tmp, compression="zstd")
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise LakeContractError(f"reading the partitions of {table!r} failed: {exc}") from exc
+    os.replace(tmp, target)
+    rows = pl.scan_parquet(target).select(pl.len()).collect().item()
+    return StagedTable(table, target, int(rows), len(files))
