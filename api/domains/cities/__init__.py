@@ -1,0 +1,1 @@
+"""Cities: the reference data every city-scoped table points at, and point-to-city resolution."""

@@ -1,0 +1,1 @@
+"""User profiles: preferences, consents, addresses, and the user's data rights (export, erasure)."""
