@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
 from api.dependencies import DEPENDENCIES
+from api.domains.events.relay import background_relay
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
@@ -29,8 +30,13 @@ from nearx.postgres import database_url
 from nearx.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, db_url: str | None = None) -> Litestar:
-    """Build the API. ``db_url`` overrides the settings (tests point it at a throwaway database)."""
+def create_app(
+    settings: Settings | None = None, *, db_url: str | None = None, run_relay: bool = False
+) -> Litestar:
+    """Build the API. ``db_url`` overrides the settings (tests point it at a throwaway database).
+
+    ``run_relay`` also runs the outbox relay in-process for the app's lifetime (``nearx serve``).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -47,6 +53,8 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
             stack.push_async_callback(pool.close)
             app.state.pool = pool
             app.state.database_url = url
+            if run_relay:
+                await stack.enter_async_context(background_relay(url, settings))
             yield
 
     exception_handlers: dict[Any, Any] = {

@@ -8,19 +8,21 @@ from api.domains.catalog.routes import CatalogController
 from api.domains.cities.routes import CitiesController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
+from api.domains.orders.routes import OrderController
 from api.domains.payments.routes import PaymentIntentController
 from api.domains.profiles.routes import AdminUsersController, MeController
 from api.health import health
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
+    AuthController,
+    RoleAdminController,
     CitiesController,
     MeController,
     AdminUsersController,
-    AuthController,
-    RoleAdminController,
     MerchantController,
     MerchantAdminController,
     CatalogController,
+    OrderController,
     PaymentIntentController,
 ]

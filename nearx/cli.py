@@ -73,6 +73,29 @@ def orders_sweep() -> None:
     typer.echo(f"cancelled {cancelled} overdue order(s)")
 
 
+events_app = typer.Typer(help="Events: the outbox relay.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("relay")
+def events_relay(
+    once: Annotated[bool, typer.Option(help="Publish what is pending, then exit.")] = False,
+) -> None:
+    """Publish the outbox at least once, in order per aggregate (Redis Streams if NEARX_REDIS_URL is set)."""
+    import asyncio
+
+    from api.domains.events.jobs import relay_forever, relay_once
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        if once:
+            typer.echo(f"published {asyncio.run(relay_once(url, settings))} event(s)")
+        else:
+            asyncio.run(relay_forever(url, settings))
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,
@@ -89,7 +112,11 @@ def serve(
     settings = get_settings()
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         migrate(url, _migrations_dir())
-        uvicorn.run(create_app(settings, db_url=url), host=host or settings.host, port=port or settings.port)
+        uvicorn.run(
+            create_app(settings, db_url=url, run_relay=True),
+            host=host or settings.host,
+            port=port or settings.port,
+        )
 
 
 @app.command("up")

@@ -1,0 +1,81 @@
+"""Idempotent consumers: each records the event ids it processed, so redelivery changes nothing.
+
+The handler runs in the same transaction as the processed-id insert (and, for
+the PostgreSQL stream, the offset update): either all of it happens once, or
+none of it and the event comes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from api.domains.events import repository as repo
+from api.domains.events.buses import DEFAULT_STREAM
+from api.domains.events.model import Event
+from nearx.db import Connection
+
+Handler = Callable[[Connection, Event], Awaitable[None]]
+StreamReplies = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
+"""What XREADGROUP returns over RESP2 (the client default): [(stream, [(id, fields)])]."""
+
+
+async def handle_once(conn: Connection, consumer: str, event: Event, handler: Handler) -> bool:
+    """Run ``handler`` unless ``consumer`` already processed this event; ``True`` if it ran."""
+    async with conn.transaction():
+        if not await repo.claim_processed(conn, consumer, event.event_id):
+            return False
+        await handler(conn, event)
+    return True
+
+
+async def poll_postgres(conn: Connection, consumer: str, handler: Handler, *, limit: int = 200) -> int:
+    """Process the next events of the PostgreSQL stream after the consumer's offset."""
+    handled = 0
+    async with conn.transaction():
+        offset = await repo.lock_offset(conn, consumer)
+        rows = await repo.stream_after(conn, offset, limit)
+        for row in rows:
+            event = Event.from_row(row)
+            if await repo.claim_processed(conn, consumer, event.event_id):
+                await handler(conn, event)
+                handled += 1
+        if rows:
+            await repo.set_offset(conn, consumer, rows[-1]["seq"])
+    return handled
+
+
+class RedisStreamConsumer:
+    """A consumer-group reader of the Redis stream; acknowledges only after the DB commit."""
+
+    def __init__(self, client: redis.Redis, *, group: str, name: str, stream: str = DEFAULT_STREAM) -> None:
+        self._client = client
+        self._group = group
+        self._name = name
+        self._stream = stream
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._client.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def poll(self, conn: Connection, handler: Handler, *, count: int = 200) -> int:
+        """Process this consumer's pending messages first (a crash left them unacked), then new ones."""
+        handled = 0
+        for start in ("0", ">"):
+            replies = cast(
+                StreamReplies,
+                await self._client.xreadgroup(self._group, self._name, {self._stream: start}, count=count),
+            )
+            for _stream, messages in replies or []:
+                for message_id, fields in messages:
+                    event = Event.from_json(fields[b"event"])
+                    if await handle_once(conn, self._group, event, handler):
+                        handled += 1
+                    await self._client.xack(self._stream, self._group, message_id)
+        return handled
