@@ -7,7 +7,7 @@ fast and the kernel does not depend on the packages it wires together.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -126,3 +126,94 @@ def up(
 ) -> None:
     """The main job end to end on the embedded defaults: migrate and serve."""
     serve(host=host, port=port)
+
+
+if TYPE_CHECKING:
+    from pipelines.simulation.run import SimulationSpec
+
+pipeline_app = typer.Typer(help="Data platform: simulate, build the lake and marts.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+marts_app = typer.Typer(help="Analyst marts in DuckDB.", no_args_is_help=True)
+app.add_typer(marts_app, name="marts")
+CityOption = Annotated[
+    list[str] | None, typer.Option("--city", help="City id; repeat for several (default all).")
+]
+DaysOption = Annotated[int, typer.Option(help="Number of days to simulate.")]
+OrdersOption = Annotated[int, typer.Option(help="About this many orders in total.")]
+StartOption = Annotated[
+    str | None, typer.Option(help="First day, YYYY-MM-DD (default: --days before today).")
+]
+SeedOption = Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")]
+
+
+def _spec(city: list[str] | None, days: int, orders: int, start: str | None, seed: int) -> SimulationSpec:
+    from datetime import date
+
+    from pipelines.cli import make_spec
+
+    try:
+        return make_spec(city, days, orders, date.fromisoformat(start) if start else None, seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    city: CityOption = None,
+    days: DaysOption = 7,
+    orders: OrdersOption = 20_000,
+    start: StartOption = None,
+    seed: SeedOption = 42,
+    fresh: Annotated[bool, typer.Option(help="Delete simulated partitions first.")] = False,
+) -> None:
+    """Simulate, stage and build every mart (checks included) through Dagster."""
+    from rich.console import Console
+
+    from nearx.settings import get_settings
+    from pipelines.cli import run
+
+    if not run(get_settings(), _spec(city, days, orders, start, seed), fresh, Console()):
+        raise typer.Exit(1)
+
+
+@app.command("simulate")
+def simulate(
+    city: CityOption = None,
+    days: DaysOption = 7,
+    orders: OrdersOption = 20_000,
+    start: StartOption = None,
+    seed: SeedOption = 42,
+    out: Annotated[Path | None, typer.Option(help="Lake directory (default NEARX_HOME/lake).")] = None,
+) -> None:
+    """Write simulated history to the Parquet lake (no Dagster)."""
+    from nearx.settings import get_settings
+    from pipelines.cli import simulate as run_simulation
+
+    summary = run_simulation(get_settings(), _spec(city, days, orders, start, seed), out)
+    typer.echo(", ".join(f"{table}: {rows:,}" for table, rows in summary.rows.items()))
+
+
+@marts_app.command("query")
+def marts_query(
+    sql: Annotated[str, typer.Argument(help="SQL over the marts, e.g. 'FROM daily_city'.")],
+    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+) -> None:
+    """Run read-only SQL against the warehouse and print a table."""
+    from rich.console import Console
+
+    from nearx.settings import get_settings
+    from pipelines.cli import query
+
+    try:
+        query(get_settings(), sql, limit, Console())
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@app.command("ui")
+def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000) -> None:
+    """Open the Dagster UI (dagster dev) on the project's definitions and dagster_home."""
+    from nearx.settings import get_settings
+    from pipelines.cli import ui as run_ui
+
+    raise typer.Exit(run_ui(get_settings(), port))
