@@ -80,6 +80,9 @@ async def test_delete_erases_pii_but_keeps_the_user_and_what_references_it(
     )
     await conn.execute("INSERT INTO ledger_probe VALUES (%s, %s)", (new_id(), user_id))
 
+    stored_session = auth(settings, user_id, session_id=session_id)
+    assert (await client.get("/v1/me", headers=stored_session)).status_code == 200
+
     response = await client.delete("/v1/me", headers=headers)
     assert response.status_code == 204
 
@@ -133,7 +136,10 @@ async def test_delete_erases_pii_but_keeps_the_user_and_what_references_it(
     assert events[0]["aggregate_id"] == user_id
     assert "phone" not in events[0]["payload"]
 
-    # The deleted user's token no longer reads or writes anything.
+    # A token of the stored (now revoked) session is refused.
+    assert (await client.get("/v1/me", headers=stored_session)).status_code == 401
+
+    # Any other token of the deleted user no longer reads or writes anything either.
     for method, url in [("GET", "/v1/me"), ("GET", "/v1/me/export"), ("GET", "/v1/me/addresses")]:
         assert (await client.request(method, url, headers=headers)).status_code == 401
     assert (await client.patch("/v1/me", json={"display_name": "Back"}, headers=headers)).status_code == 401

@@ -30,9 +30,18 @@ async def insert_user(
     return user_id
 
 
-def auth(settings: Settings, user_id: uuid.UUID, *roles: Role, mfa: bool = False) -> dict[str, str]:
-    """The ``Authorization`` header of a fresh access token for ``user_id``."""
+def auth(
+    settings: Settings,
+    user_id: uuid.UUID,
+    *roles: Role,
+    mfa: bool = False,
+    session_id: uuid.UUID | None = None,
+) -> dict[str, str]:
+    """The ``Authorization`` header of a fresh access token for ``user_id`` (a new session by default)."""
     principal = Principal(
-        user_id=user_id, roles=frozenset(roles or (Role.CUSTOMER,)), session_id=new_id(), mfa=mfa
+        user_id=user_id,
+        roles=frozenset(roles or (Role.CUSTOMER,)),
+        session_id=session_id or new_id(),
+        mfa=mfa,
     )
     return {"Authorization": f"Bearer {TokenCodec(settings).issue(principal, now=utc_now())}"}
