@@ -69,6 +69,10 @@ class Settings:
     otp_max_attempts: int = 5
     otp_requests_per_destination_per_hour: int = 5
     otp_requests_per_ip_per_hour: int = 30
+    oidc_providers: str = ""
+    """OpenID Connect providers as JSON: ``{"name": {"issuer", "client_id", "client_secret",
+    "redirect_uri", and either "discovery_url" or "authorization_endpoint", "token_endpoint",
+    "jwks_uri"; optional "scopes"}}``. Empty means OIDC sign-in is off."""
 
     h3_resolutions: tuple[int, ...] = (7, 9)
     """H3 resolutions stored beside every point: 7 (~5 km², city zones) and 9 (~0.1 km², blocks)."""

@@ -16,9 +16,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.domains.identity import otp, service, sessions, totp
+from api.domains.identity import oidc, otp, service, sessions, totp
 from api.domains.identity.audit import RequestContext
 from api.domains.identity.schemas import (
+    OidcAuthorization,
+    OidcCallback,
     OtpRequest,
     OtpRequested,
     OtpVerify,
@@ -61,6 +63,15 @@ def provide_sender(settings: Settings) -> MessageSender:
     return build_sender(settings)
 
 
+def provide_oidc(state: State, settings: Settings) -> oidc.OidcRegistry:
+    """One registry per application, so discovery documents and JWKS are cached across requests."""
+    registry: oidc.OidcRegistry | None = state.get("oidc_registry")
+    if registry is None:
+        registry = oidc.OidcRegistry.from_settings(settings)
+        state["oidc_registry"] = registry
+    return registry
+
+
 def provide_context(request: Request[Any, Any, Any]) -> RequestContext:
     return request_context(request)
 
@@ -90,6 +101,7 @@ class AuthController(Controller):
         "codec": Provide(provide_codec, sync_to_thread=False),
         "sender": Provide(provide_sender, sync_to_thread=False),
         "context": Provide(provide_context, sync_to_thread=False),
+        "oidc_registry": Provide(provide_oidc, sync_to_thread=False),
     }
 
     @post(
@@ -224,6 +236,56 @@ class AuthController(Controller):
             context=context,
         )
         return sign_in_body(SignInResult("signed_in", tokens=pair))
+
+    @post(
+        "/oidc/{provider:str}/authorize",
+        operation_id="startOidcSignIn",
+        summary="Start an OpenID Connect sign-in (authorization code + PKCE)",
+        opt=PUBLIC,
+        status_code=HTTP_200_OK,
+        security=[],
+    )
+    async def start_oidc(
+        self,
+        conn: NamedDependency[Connection],
+        oidc_registry: NamedDependency[oidc.OidcRegistry],
+        provider: FromPath[str],
+    ) -> OidcAuthorization:
+        """Send the user to ``authorization_url``; the provider redirects back with ``code`` and ``state``."""
+        started = await oidc.start(conn, oidc_registry, provider)
+        return OidcAuthorization(
+            authorization_url=started.url, state=started.state, expires_in=started.expires_in
+        )
+
+    @post(
+        "/oidc/{provider:str}/callback",
+        operation_id="finishOidcSignIn",
+        summary="Finish an OpenID Connect sign-in with the provider's code and our state",
+        opt=PUBLIC,
+        status_code=HTTP_200_OK,
+        security=[],
+    )
+    async def finish_oidc(
+        self,
+        conn: NamedDependency[Connection],
+        settings: NamedDependency[Settings],
+        codec: NamedDependency[TokenCodec],
+        context: NamedDependency[RequestContext],
+        oidc_registry: NamedDependency[oidc.OidcRegistry],
+        provider: FromPath[str],
+        data: JSONBody[OidcCallback],
+    ) -> SignIn:
+        result = await oidc.finish(
+            conn,
+            settings,
+            codec,
+            oidc_registry,
+            provider,
+            state=data.state,
+            code=data.code,
+            context=context,
+        )
+        return sign_in_body(result)
 
 
 class RoleAdminController(Controller):
