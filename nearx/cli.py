@@ -105,11 +105,13 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.domains.notifications.sender import build_sender
     from nearx.migrations import migrate
     from nearx.postgres import database_url
     from nearx.settings import get_settings
 
     settings = get_settings()
+    build_sender(settings)  # production without a real message provider stops here, not at the first sign-in
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         migrate(url, _migrations_dir())
         uvicorn.run(
@@ -217,3 +219,43 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     from pipelines.cli import ui as run_ui
 
     raise typer.Exit(run_ui(get_settings(), port))
+
+
+sandbox_app = typer.Typer(
+    help="Sandbox mode: inspect what the platform would have sent.", no_args_is_help=True
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("messages")
+def sandbox_messages(
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest messages to show.")] = 20,
+    destination: Annotated[
+        str | None, typer.Option(help="Only messages to this phone (E.164) or email address.")
+    ] = None,
+) -> None:
+    """The latest messages in the sandbox outbox (sign-in codes included), newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from api.domains.identity.destinations import infer_channel, normalise
+    from api.domains.notifications.sandbox import read_messages
+    from api.errors import InvalidInput
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    if settings.mode != "sandbox":
+        typer.echo("the sandbox outbox exists only in sandbox mode (NEARX_MODE=sandbox)", err=True)
+        raise typer.Exit(1)
+    if destination is not None:
+        try:  # the same spelling the sign-in stored: E.164, lower-cased email
+            destination = normalise(infer_channel(destination), destination)
+        except InvalidInput as exc:
+            raise typer.BadParameter(exc.detail, param_hint="--destination") from exc
+    messages = read_messages(settings.sandbox_outbox_path, limit=limit, destination=destination)
+    table = Table("sent at (UTC)", "channel", "destination", "template", "message")
+    for message in messages:
+        table.add_row(message.sent_at, message.channel, message.destination, message.template, message.body)
+    Console(width=200).print(table)
+    if not messages:
+        typer.echo(f"no messages in {settings.sandbox_outbox_path}")
