@@ -169,7 +169,6 @@ class ProximityIndex:
         self._order = order.astype(np.int64)
         self._ids = id_arr[order]
         self._xyz = unit_vectors(lat_arr, lng_arr)[order]  # same arithmetic per point as brute force
-        self._plans: dict[tuple[int, int, float], tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return int(self._cells.size)
@@ -205,33 +204,24 @@ class ProximityIndex:
     def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
         """Resolution and first disk size; a speed heuristic only (exactness never depends on it).
 
-        Estimates the local density from the coarse cell around the query, the
-        radius that should hold ``n`` points, and picks the (resolution, rings)
-        pair that should cover it in one pass while scanning the fewest points.
-        Memoised per coarse cell: the index is immutable, so the plan is too.
+        Counts the points in every ancestor of the query's finest cell (one
+        binary search) and takes the finest ancestor holding at least ``n``: its
+        n-th point lies within about one edge length, which a 3-ring disk one
+        resolution finer usually covers in a single pass. Local counts, not a
+        city-wide density, so dense hubs and empty suburbs both stay cheap. When
+        the query's surroundings are sparse for ``R``, cover ``R`` directly instead.
         """
-        covering = COARSEST_RESOLUTION
-        for res in range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1):
-            if _RING_WIDTH_M[res] * RINGS_TO_COVER_RADIUS >= radius_m:
-                covering = res
-                break
-        probe = h3i.cell_to_parent(finest, covering)
-        key = (probe, n, radius_m)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        lo, hi = self._range_of(np.array([probe], dtype=np.uint64), covering)
-        density = float(hi[0] - lo[0]) / _CELL_AREA_M2[covering]
-        wanted = min(radius_m, math.sqrt(n / (math.pi * density)) if density > 0 else radius_m)
-        plan = (covering, RINGS_TO_COVER_RADIUS)
-        best_cost = math.inf
-        for res in range(covering, FINEST_RESOLUTION + 1):
-            rings = max(1, math.ceil((1.3 * wanted / _EDGE_M[res] + 1.0) / 1.5))
-            cost = (3 * rings * rings + 3 * rings + 1) * (_CELL_AREA_M2[res] * density + 1.0)
-            if rings <= MAX_FIRST_DISK and cost < best_cost:
-                plan, best_cost = (res, rings), cost
-        self._plans[key] = plan
-        return plan
+        cell = np.uint64(finest)
+        first = cell & _ANCESTOR_KEEP
+        ends = np.concatenate((first - _ONE, first | _ANCESTOR_SIXES))
+        bounds = np.searchsorted(self._cells, ends, "right")
+        dense = np.flatnonzero(bounds[_ANCESTORS:] - bounds[:_ANCESTORS] >= n)
+        resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
+        covering = next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
+        res = COARSEST_RESOLUTION + int(dense[-1]) if dense.size else -1
+        if res < covering:
+            return covering, RINGS_TO_COVER_RADIUS
+        return (res + 1, 3) if res < FINEST_RESOLUTION else (res, 2)
 
     def _range_of(self, cells: npt.NDArray[np.uint64], res: int) -> tuple[IntArray, IntArray]:
         """Slices of the sorted array holding the descendants of ``cells`` (all at resolution ``res``).
@@ -254,10 +244,6 @@ class ProximityIndex:
         return positions
 
 
-MAX_FIRST_DISK = 4
-"""The first pass scans a disk of at most this many rings around the origin cell, then grows ring by ring."""
-
-
 def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
     validate_coordinates(lat, lng)
     if n < 0:
@@ -267,9 +253,7 @@ def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
 
 
 def _unit_vector(lat: float, lng: float) -> FloatArray:
-    lat_r, lng_r = math.radians(lat), math.radians(lng)
-    cos_lat = math.cos(lat_r)
-    return np.array([cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)])
+    return np.array(_unit_tuple(lat, lng))
 
 
 def _chord2(xyz: FloatArray, query: FloatArray) -> FloatArray:
@@ -309,19 +293,32 @@ def _ring(origin: int, k: int) -> npt.NDArray[np.uint64]:
     return np.array(cells, dtype=np.uint64)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 19)
+def _cell_geometry(cell: int) -> tuple[float, float, float, float]:
+    """Unit vector of a cell's centre and its circumradius in metres (plain floats: cheap when cold).
+
+    Shared by every ring that contains the cell, and a city has a bounded number
+    of cells, so a long-running service soon has them all.
+    """
+    cx, cy, cz = _unit_tuple(*h3i.cell_to_latlng(cell))
+    farthest2 = 0.0
+    for vertex in h3i.cell_to_boundary(cell):
+        vx, vy, vz = _unit_tuple(*vertex)
+        farthest2 = max(farthest2, (vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
+    return cx, cy, cz, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))
+
+
+def _unit_tuple(lat: float, lng: float) -> tuple[float, float, float]:
+    lat_r, lng_r = math.radians(lat), math.radians(lng)
+    cos_lat = math.cos(lat_r)
+    return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
+
+
+@lru_cache(maxsize=1 << 15)
 def _ring_geometry(origin: int, k: int) -> tuple[FloatArray, FloatArray]:
     """Unit vectors of the centres of ring ``k`` and each cell's circumradius in metres."""
-    centres = []
-    radii = []
-    for cell in _ring(origin, k).tolist():
-        lat, lng = h3i.cell_to_latlng(cell)
-        boundary = np.array(h3i.cell_to_boundary(cell), dtype=np.float64)
-        centre = _unit_vector(lat, lng)
-        centres.append(centre)
-        vertices = unit_vectors(boundary[:, 0], boundary[:, 1])
-        radii.append(float(chord2_to_m(_chord2(vertices, centre)).max()))
-    return np.array(centres), np.array(radii)
+    geometry = np.array([_cell_geometry(cell) for cell in _ring(origin, k).tolist()], dtype=np.float64)
+    return np.ascontiguousarray(geometry[:, :3]), geometry[:, 3].copy()
 
 
 def _ring_lower_bound_m(query: FloatArray, origin: int, k: int) -> float:
@@ -349,7 +346,9 @@ _EMPTY_FLOAT: FloatArray = np.zeros(0, dtype=np.float64)
 _ONE = np.uint64(1)
 _FINEST_RES_BITS = np.uint64(FINEST_RESOLUTION << _RES_SHIFT)
 _DESCENDANT_MASKS = {res: _descendant_masks(res) for res in range(FINEST_RESOLUTION + 1)}
-_EDGE_M = [h3i.average_hexagon_edge_length(res, "m") for res in range(16)]
-_RING_WIDTH_M = [1.5 * h3i.average_hexagon_edge_length(res, "m") for res in range(16)]
-"""Each extra ring widens the covered radius by about one and a half edge lengths."""
-_CELL_AREA_M2 = [h3i.average_hexagon_area(res, "m^2") for res in range(16)]
+_COVERS = [RINGS_TO_COVER_RADIUS * 1.5 * h3i.average_hexagon_edge_length(res, "m") for res in range(16)]
+"""Roughly the radius a disk of RINGS_TO_COVER_RADIUS rings covers: each ring adds about 1.5 edge lengths."""
+_ANCESTORS = FINEST_RESOLUTION - COARSEST_RESOLUTION + 1
+_LEVELS = range(COARSEST_RESOLUTION, FINEST_RESOLUTION + 1)
+_ANCESTOR_KEEP = np.array([int(_DESCENDANT_MASKS[res][0]) | _RES_MASK for res in _LEVELS], dtype=np.uint64)
+_ANCESTOR_SIXES = np.array([int(_DESCENDANT_MASKS[res][1]) for res in _LEVELS], dtype=np.uint64)

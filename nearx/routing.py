@@ -116,6 +116,12 @@ class RoutingProvider(Protocol):
         """
         ...
 
+    def pairs(
+        self, origins: FloatArray, destinations: FloatArray, mode: Mode, depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]:
+        """Element-wise ``(distance_m, duration_s)`` from ``origins[i]`` to ``destinations[i]``."""
+        ...
+
 
 class HaversineRouting:
     """Great-circle distance x city circuity, at mode- and hour-dependent speeds."""
@@ -140,6 +146,23 @@ class HaversineRouting:
     ) -> tuple[FloatArray, FloatArray]:
         distance = pairwise_haversine_m(origins, destinations) * self._circuity
         return distance, distance / self.profile.speed_mps(mode, self.local_hour(depart_at))
+
+    def pairs(
+        self, origins: FloatArray, destinations: FloatArray, mode: Mode, depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]:
+        distance = elementwise_haversine_m(origins, destinations) * self._circuity
+        return distance, distance / self.profile.speed_mps(mode, self.local_hour(depart_at))
+
+
+def elementwise_haversine_m(origins: FloatArray, destinations: FloatArray) -> FloatArray:
+    """Great-circle metres from ``origins[i]`` to ``destinations[i]`` (both ``(n, 2)`` degrees)."""
+    a = np.radians(np.asarray(origins, dtype=np.float64).reshape(-1, 2))
+    b = np.radians(np.asarray(destinations, dtype=np.float64).reshape(-1, 2))
+    h = (
+        np.sin((b[:, 0] - a[:, 0]) * 0.5) ** 2
+        + np.cos(a[:, 0]) * np.cos(b[:, 0]) * np.sin((b[:, 1] - a[:, 1]) * 0.5) ** 2
+    )
+    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0))), dtype=np.float64)
 
 
 def pairwise_haversine_m(origins: FloatArray, destinations: FloatArray) -> FloatArray:

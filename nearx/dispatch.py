@@ -1,0 +1,488 @@
+"""One dispatch round: which courier takes which order(s), solved optimally on a sparse candidate set.
+
+Pure and I/O-free so the API's dispatch loop, the serving scorer and the city
+simulator run the very same policy. A round:
+
+1. **Candidates.** For each order, the couriers nearest its pickup (H3 ring
+   search, :mod:`nearx.proximity`) within a radius, with room for the order.
+2. **Costs** (seconds). Predicted delivery time = ``max(time to pickup, time
+   until ready) + pickup to drop-off`` from an :class:`EtaPredictor` (the routing
+   provider today, the ETA model later), plus an emission penalty (kg CO2e of both
+   legs for the courier's mode x ``seconds_per_kg_co2e``), minus a fairness bonus
+   for couriers who have waited longest. Leaving an order for the next round costs
+   ``unassigned_penalty_s``.
+3. **Solve.** Emergency orders first (they get first pick of couriers), then the
+   rest, each as a min-cost bipartite matching on the sparse graph (SciPy's
+   LAPJVsp, ``min_weight_full_bipartite_matching``) with one private "wait"
+   column per order so a full matching always exists. That matching is optimal
+   for the single-order problem of each phase.
+4. **Stacking.** Pairs of orders with nearby pickups and close ready times may
+   ride with one courier. Each bundle is priced on its best pickup/drop-off
+   sequence and replaces the two separate assignments (or a wait) only when it
+   is strictly cheaper; partners come from a KD-tree batch radius query over
+   the round's pickups; bundles are taken greedily by saving, each order and
+   courier at most once. This step improves on the matching but is not a joint
+   optimum over all bundles (a set-packing problem).
+
+:func:`greedy_round` is the baseline: each order, emergency first, takes the
+nearest free courier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.spatial import cKDTree
+
+from nearx.emissions import EmissionFactors, default_factors
+from nearx.proximity import ProximityIndex, m_to_chord2, unit_vectors
+from nearx.routing import Mode, RoutingProvider
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+LatLng = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchOrder:
+    id: str
+    pickup: LatLng
+    dropoff: LatLng
+    ready_in_s: float = 0.0
+    """Seconds from now until the merchant hands the order over (0 = ready)."""
+    emergency: bool = False
+    size: int = 1
+    """Bag slots the order takes; a courier's ``capacity`` bounds the sum."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchCourier:
+    id: str
+    position: LatLng
+    mode: Mode
+    capacity: int = 2
+    idle_s: float = 0.0
+    """How long the courier has waited for work: the fairness term favours the longest-waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchWeights:
+    seconds_per_kg_co2e: float = 600.0
+    """How many seconds of delivery time one kg of CO2e is worth."""
+    fairness_s_per_idle_min: float = 5.0
+    fairness_cap_min: float = 60.0
+    unassigned_penalty_s: float = 4 * 3600.0
+    candidate_radius_m: float = 6_000.0
+    candidates_per_order: int = 12
+    stacking: bool = True
+    stack_pickup_radius_m: float = 500.0
+    stack_ready_gap_s: float = 600.0
+    stack_partners_per_order: int = 4
+
+
+class EtaPredictor(Protocol):
+    """Element-wise travel from ``origins[i]`` to ``destinations[i]`` in ``modes[i]``: ``(metres, seconds)``.
+
+    The routing provider implements it today (:class:`RoutingEta`); the ETA
+    model from serving/ plugs in by implementing the same method.
+    """
+
+    def travel(
+        self, origins: FloatArray, destinations: FloatArray, modes: Sequence[Mode], depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]: ...
+
+
+class RoutingEta:
+    """An :class:`EtaPredictor` backed by a routing provider, one vectorised call per mode."""
+
+    def __init__(self, routing: RoutingProvider) -> None:
+        self._routing = routing
+
+    def travel(
+        self, origins: FloatArray, destinations: FloatArray, modes: Sequence[Mode], depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]:
+        groups: dict[Mode, list[int]] = {}
+        for i, mode in enumerate(modes):
+            groups.setdefault(mode, []).append(i)
+        distance = np.zeros(len(modes))
+        duration = np.zeros(len(modes))
+        for mode, members in groups.items():
+            at = np.array(members)
+            distance[at], duration[at] = self._routing.pairs(origins[at], destinations[at], mode, depart_at)
+        return distance, duration
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    courier_id: str
+    order_ids: tuple[str, ...]
+    """One order, or two when stacked (in drop-off order)."""
+    cost_s: float
+    dropoff_eta_s: tuple[float, ...]
+    """Predicted seconds from now until each order is delivered, aligned with ``order_ids``."""
+    distance_m: float
+    kg_co2e: float
+
+
+@dataclass(slots=True)
+class DispatchPlan:
+    assignments: list[Assignment] = field(default_factory=list)
+    unassigned: list[str] = field(default_factory=list)
+    total_cost_s: float = 0.0
+    """Sum of assignment costs plus the wait penalty of every unassigned order: what the solver minimises."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchContext:
+    """Everything a round needs besides orders and couriers."""
+
+    depart_at: datetime
+    eta: EtaPredictor
+    country: str
+    weights: DispatchWeights = DispatchWeights()
+    factors: EmissionFactors = field(default_factory=default_factors)
+
+    def kg_per_m(self, modes: Sequence[Mode]) -> FloatArray:
+        per_mode = {mode: self.factors.kg_per_km(mode, self.country) / 1000.0 for mode in set(modes)}
+        return np.array([per_mode[mode] for mode in modes], dtype=np.float64)
+
+    def fairness_bonus_s(self, idle_s: FloatArray) -> FloatArray:
+        weights = self.weights
+        return np.minimum(idle_s / 60.0, weights.fairness_cap_min) * weights.fairness_s_per_idle_min
+
+
+def min_cost_assignment(
+    rows: IntArray, cols: IntArray, costs: FloatArray, n_rows: int, n_cols: int, unassigned_cost: float
+) -> IntArray:
+    """Optimal partial matching: for each row the matched column, or -1 when it waits.
+
+    Minimises ``sum(costs of chosen edges) + unassigned_cost * (rows left unmatched)``
+    over matchings that use each column at most once and only the given edges
+    (unique ``(row, col)`` pairs). Each row gets a private "wait" column, so a
+    full matching of rows always exists, and costs are shifted to be strictly
+    positive (SciPy treats zero entries as absent); the shift adds the same
+    amount to every full matching, so the optimum is unchanged.
+    """
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    lowest = min(float(costs.min()) if costs.size else unassigned_cost, unassigned_cost)
+    shift = 1.0 - lowest
+    graph = csr_matrix(
+        (
+            np.concatenate([costs + shift, np.full(n_rows, unassigned_cost + shift)]),
+            (np.concatenate([rows, np.arange(n_rows)]), np.concatenate([cols, n_cols + np.arange(n_rows)])),
+        ),
+        shape=(n_rows, n_cols + n_rows),
+    )
+    matched_rows, matched_cols = min_weight_full_bipartite_matching(graph)
+    result = np.full(n_rows, -1, dtype=np.int64)
+    result[matched_rows] = np.where(matched_cols < n_cols, matched_cols, -1)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidates:
+    rows: IntArray
+    cols: IntArray
+    cost_s: FloatArray
+    dropoff_eta_s: FloatArray
+    distance_m: FloatArray
+    kg_co2e: FloatArray
+
+
+def pair_costs(
+    orders: Sequence[DispatchOrder],
+    couriers: Sequence[DispatchCourier],
+    rows: IntArray,
+    cols: IntArray,
+    context: DispatchContext,
+) -> _Candidates:
+    """Cost of courier ``cols[i]`` delivering order ``rows[i]`` alone, vectorised over the pairs."""
+    col_list = cols.tolist()
+    modes = [couriers[c].mode for c in col_list]
+    positions = np.array([c.position for c in couriers], dtype=np.float64).reshape(-1, 2)[cols]
+    pickups = np.array([o.pickup for o in orders], dtype=np.float64).reshape(-1, 2)[rows]
+    dropoffs = np.array([o.dropoff for o in orders], dtype=np.float64).reshape(-1, 2)[rows]
+    ready = np.array([o.ready_in_s for o in orders], dtype=np.float64)[rows]
+    idle = np.array([c.idle_s for c in couriers], dtype=np.float64)[cols]
+    to_pickup_m, to_pickup_s = context.eta.travel(positions, pickups, modes, context.depart_at)
+    trip_m, trip_s = context.eta.travel(pickups, dropoffs, modes, context.depart_at)
+    dropoff_eta = np.maximum(to_pickup_s, ready) + trip_s
+    distance = to_pickup_m + trip_m
+    kg = distance * context.kg_per_m(modes)
+    cost = dropoff_eta + kg * context.weights.seconds_per_kg_co2e - context.fairness_bonus_s(idle)
+    return _Candidates(rows, cols, cost, dropoff_eta, distance, kg)
+
+
+def _candidate_pairs(
+    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], weights: DispatchWeights
+) -> tuple[IntArray, IntArray]:
+    """Nearby couriers with room, per order, from one H3 ring index over the couriers."""
+    if not orders or not couriers:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
+    capacity = np.array([c.capacity for c in couriers])
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    for row, order in enumerate(orders):
+        near = index.nearest(
+            order.pickup[0], order.pickup[1], weights.candidates_per_order, weights.candidate_radius_m
+        ).positions
+        near = near[capacity[near] >= order.size]
+        rows.append(np.full(near.size, row, dtype=np.int64))
+        cols.append(near)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _solve_phase(
+    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
+) -> tuple[dict[int, int], _Candidates]:
+    rows, cols = _candidate_pairs(orders, couriers, context.weights)
+    candidates = pair_costs(orders, couriers, rows, cols, context)
+    matched = min_cost_assignment(
+        rows, cols, candidates.cost_s, len(orders), len(couriers), context.weights.unassigned_penalty_s
+    )
+    return {row: int(col) for row, col in enumerate(matched.tolist()) if col >= 0}, candidates
+
+
+def optimal_round(
+    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
+) -> DispatchPlan:
+    """The round's plan: emergency orders matched first, then the rest, then profitable stacking."""
+    plan = DispatchPlan()
+    free = list(couriers)
+    for phase in (
+        [order for order in orders if order.emergency],
+        [order for order in orders if not order.emergency],
+    ):
+        if not phase:
+            continue
+        matched, candidates = _solve_phase(phase, free, context)
+        singles = _singles(phase, free, matched, candidates)
+        if context.weights.stacking and not phase[0].emergency:
+            singles = _stack(phase, free, singles, context)
+        used = {assignment.courier_id for assignment in singles.values() if assignment is not None}
+        _collect(plan, phase, singles, context.weights.unassigned_penalty_s)
+        free = [courier for courier in free if courier.id not in used]
+    return plan
+
+
+def greedy_round(
+    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
+) -> DispatchPlan:
+    """Baseline: emergency first, then by ready time, each order takes the nearest free courier with room."""
+    plan = DispatchPlan()
+    if not couriers:
+        plan.unassigned = [order.id for order in orders]
+        plan.total_cost_s = len(orders) * context.weights.unassigned_penalty_s
+        return plan
+    index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
+    taken = np.zeros(len(couriers), dtype=bool)
+    sequence = sorted(range(len(orders)), key=lambda i: (not orders[i].emergency, orders[i].ready_in_s, i))
+    for row in sequence:
+        order = orders[row]
+        near = index.nearest(
+            order.pickup[0], order.pickup[1], len(couriers), context.weights.candidate_radius_m
+        )
+        chosen = next(
+            (int(c) for c in near.positions.tolist() if not taken[c] and couriers[c].capacity >= order.size),
+            None,
+        )
+        if chosen is None:
+            plan.unassigned.append(order.id)
+            plan.total_cost_s += context.weights.unassigned_penalty_s
+            continue
+        taken[chosen] = True
+        cost = pair_costs([order], couriers, np.array([0]), np.array([chosen]), context)
+        plan.assignments.append(
+            Assignment(
+                couriers[chosen].id,
+                (order.id,),
+                float(cost.cost_s[0]),
+                (float(cost.dropoff_eta_s[0]),),
+                float(cost.distance_m[0]),
+                float(cost.kg_co2e[0]),
+            )
+        )
+        plan.total_cost_s += float(cost.cost_s[0])
+    return plan
+
+
+def _singles(
+    orders: Sequence[DispatchOrder],
+    couriers: Sequence[DispatchCourier],
+    matched: dict[int, int],
+    candidates: _Candidates,
+) -> dict[int, Assignment | None]:
+    where = {
+        (int(r), int(c)): i for i, (r, c) in enumerate(zip(candidates.rows, candidates.cols, strict=True))
+    }
+    singles: dict[int, Assignment | None] = {}
+    for row in range(len(orders)):
+        if row not in matched:
+            singles[row] = None
+            continue
+        i = where[(row, matched[row])]
+        singles[row] = Assignment(
+            couriers[matched[row]].id,
+            (orders[row].id,),
+            float(candidates.cost_s[i]),
+            (float(candidates.dropoff_eta_s[i]),),
+            float(candidates.distance_m[i]),
+            float(candidates.kg_co2e[i]),
+        )
+    return singles
+
+
+def _collect(
+    plan: DispatchPlan,
+    orders: Sequence[DispatchOrder],
+    singles: dict[int, Assignment | None],
+    penalty_s: float,
+) -> None:
+    seen: set[int] = set()
+    for row in range(len(orders)):
+        assignment = singles[row]
+        if assignment is None:
+            plan.unassigned.append(orders[row].id)
+            plan.total_cost_s += penalty_s
+        elif id(assignment) not in seen:  # a stacked assignment is shared by its two orders
+            seen.add(id(assignment))
+            plan.assignments.append(assignment)
+            plan.total_cost_s += assignment.cost_s
+
+
+_SEQUENCES = (  # (first pickup, second pickup, first drop-off, second drop-off) as 0 = order a, 1 = order b
+    (0, 1, 0, 1),
+    (0, 1, 1, 0),
+    (1, 0, 0, 1),
+    (1, 0, 1, 0),
+)
+
+
+def bundle_costs(
+    firsts: Sequence[DispatchOrder],
+    seconds: Sequence[DispatchOrder],
+    couriers: Sequence[DispatchCourier],
+    context: DispatchContext,
+) -> list[Assignment]:
+    """For each ``(firsts[i], seconds[i], couriers[i])``: the courier carrying both, best sequence.
+
+    Vectorised over the bundles: four sequences x four legs = 16 travel calls in all.
+    """
+    if not firsts:
+        return []
+    modes = [courier.mode for courier in couriers]
+    start = np.array([c.position for c in couriers], dtype=np.float64)
+    pickups = [np.array([o.pickup for o in side], dtype=np.float64) for side in (firsts, seconds)]
+    dropoffs = [np.array([o.dropoff for o in side], dtype=np.float64) for side in (firsts, seconds)]
+    ready = [np.array([o.ready_in_s for o in side], dtype=np.float64) for side in (firsts, seconds)]
+    kg_per_m = context.kg_per_m(modes)
+    bonus = context.fairness_bonus_s(np.array([c.idle_s for c in couriers], dtype=np.float64))
+    options = []
+    for p1, p2, d1, d2 in _SEQUENCES:
+        stops = [start, pickups[p1], pickups[p2], dropoffs[d1], dropoffs[d2]]
+        legs = [context.eta.travel(stops[i], stops[i + 1], modes, context.depart_at) for i in range(4)]
+        at_p1 = np.maximum(legs[0][1], ready[p1])
+        at_p2 = np.maximum(at_p1 + legs[1][1], ready[p2])
+        at_d1 = at_p2 + legs[2][1]
+        at_d2 = at_d1 + legs[3][1]
+        distance = sum(leg[0] for leg in legs)
+        kg = distance * kg_per_m
+        cost = at_d1 + at_d2 + kg * context.weights.seconds_per_kg_co2e - bonus
+        options.append((cost, at_d1, at_d2, distance, kg, d1))
+    costs = np.stack([option[0] for option in options])
+    best = np.argmin(costs, axis=0)
+    result = []
+    for i, choice in enumerate(best.tolist()):
+        cost, at_d1, at_d2, distance, kg, d1 = options[choice]
+        order_ids = (firsts[i].id, seconds[i].id) if d1 == 0 else (seconds[i].id, firsts[i].id)
+        result.append(
+            Assignment(
+                couriers[i].id,
+                order_ids,
+                float(cost[i]),
+                (float(at_d1[i]), float(at_d2[i])),
+                float(distance[i]),
+                float(kg[i]),
+            )
+        )
+    return result
+
+
+def bundle_cost(
+    first: DispatchOrder, second: DispatchOrder, courier: DispatchCourier, context: DispatchContext
+) -> Assignment:
+    """One courier carrying both orders, on the cheapest pickup/drop-off sequence."""
+    return bundle_costs([first], [second], [courier], context)[0]
+
+
+def _single_cost(assignment: Assignment | None, weights: DispatchWeights) -> float:
+    return weights.unassigned_penalty_s if assignment is None else assignment.cost_s
+
+
+def _stack_partners(orders: Sequence[DispatchOrder], weights: DispatchWeights) -> list[tuple[int, int]]:
+    """Order pairs with pickups within the stacking radius and close ready times (a KD-tree batch query)."""
+    xyz = unit_vectors([o.pickup[0] for o in orders], [o.pickup[1] for o in orders])
+    k = min(weights.stack_partners_per_order + 1, len(orders))
+    _, near = cKDTree(xyz).query(
+        xyz, k=k, distance_upper_bound=math.sqrt(m_to_chord2(weights.stack_pickup_radius_m))
+    )
+    near = near.reshape(len(orders), k)
+    pairs = set()
+    for a, row in enumerate(near.tolist()):
+        for b in row:
+            if (
+                b != a
+                and b < len(orders)
+                and abs(orders[a].ready_in_s - orders[b].ready_in_s) <= weights.stack_ready_gap_s
+            ):
+                pairs.add((min(a, b), max(a, b)))
+    return sorted(pairs)
+
+
+def _stack(
+    orders: Sequence[DispatchOrder],
+    couriers: Sequence[DispatchCourier],
+    singles: dict[int, Assignment | None],
+    context: DispatchContext,
+) -> dict[int, Assignment | None]:
+    """Replace two single assignments (or a wait) by one bundle where that is strictly cheaper."""
+    weights = context.weights
+    if len(orders) < 2:
+        return singles
+    by_id = {courier.id: courier for courier in couriers}
+    firsts: list[int] = []
+    seconds: list[int] = []
+    carriers: list[DispatchCourier] = []
+    for a, b in _stack_partners(orders, weights):
+        for single in (singles[a], singles[b]):
+            if single is not None and by_id[single.courier_id].capacity >= orders[a].size + orders[b].size:
+                firsts.append(a)
+                seconds.append(b)
+                carriers.append(by_id[single.courier_id])
+    bundles = bundle_costs([orders[a] for a in firsts], [orders[b] for b in seconds], carriers, context)
+    options = []
+    for a, b, bundle in zip(firsts, seconds, bundles, strict=True):
+        saving = _single_cost(singles[a], weights) + _single_cost(singles[b], weights) - bundle.cost_s
+        if saving > 0:
+            options.append((saving, a, b, bundle))
+    taken_orders: set[int] = set()
+    taken_couriers: set[str] = set()
+    result = dict(singles)
+    for _saving, a, b, bundle in sorted(options, key=lambda option: -option[0]):
+        involved = {single.courier_id for single in (singles[a], singles[b]) if single is not None}
+        if a in taken_orders or b in taken_orders or involved & taken_couriers:
+            continue
+        taken_orders |= {a, b}
+        taken_couriers |= involved
+        result[a] = result[b] = bundle
+    return result

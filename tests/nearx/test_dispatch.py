@@ -1,0 +1,205 @@
+"""The dispatch round: optimal against brute force, emergency first, stacking only when cheaper."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nearx.dispatch import (
+    DispatchContext,
+    DispatchCourier,
+    DispatchOrder,
+    DispatchPlan,
+    DispatchWeights,
+    RoutingEta,
+    bundle_cost,
+    greedy_round,
+    min_cost_assignment,
+    optimal_round,
+    pair_costs,
+)
+from nearx.routing import HaversineRouting, Mode
+
+NOON = datetime(2026, 3, 2, 6, 15, tzinfo=UTC)
+ETA = RoutingEta(HaversineRouting("kathmandu", "Asia/Kathmandu"))
+ALL_PAIRS = DispatchWeights(candidates_per_order=50, candidate_radius_m=50_000.0, stacking=False)
+
+
+def _context(weights: DispatchWeights = ALL_PAIRS) -> DispatchContext:
+    return DispatchContext(depart_at=NOON, eta=ETA, country="NP", weights=weights)
+
+
+def _consistent(plan: DispatchPlan, orders: Sequence[DispatchOrder]) -> None:
+    assigned = [order_id for a in plan.assignments for order_id in a.order_ids]
+    assert sorted(assigned + plan.unassigned) == sorted(o.id for o in orders)
+    couriers = [a.courier_id for a in plan.assignments]
+    assert len(set(couriers)) == len(couriers)
+
+
+def _brute_force(costs: dict[tuple[int, int], float], n_rows: int, n_cols: int, wait: float) -> float:
+    best = float("inf")
+    for choice in itertools.product(*[[-1, *range(n_cols)] for _ in range(n_rows)]):
+        used = [c for c in choice if c >= 0]
+        if len(used) != len(set(used)) or any(c >= 0 and (r, c) not in costs for r, c in enumerate(choice)):
+            continue
+        best = min(best, sum(wait if c < 0 else costs[(r, c)] for r, c in enumerate(choice)))
+    return best
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_rows=st.integers(0, 5),
+    n_cols=st.integers(0, 5),
+    data=st.data(),
+    wait=st.floats(-50, 500),
+)
+def test_min_cost_assignment_matches_brute_force(
+    n_rows: int, n_cols: int, data: st.DataObject, wait: float
+) -> None:
+    pairs = [(r, c) for r in range(n_rows) for c in range(n_cols)]
+    edges = data.draw(st.lists(st.sampled_from(pairs), unique=True) if pairs else st.just([]))
+    costs = {edge: data.draw(st.floats(-100, 1000)) for edge in edges}
+    rows = np.array([r for r, _ in edges], dtype=np.int64)
+    cols = np.array([c for _, c in edges], dtype=np.int64)
+    values = np.array([costs[e] for e in edges], dtype=np.float64)
+    matched = min_cost_assignment(rows, cols, values, n_rows, n_cols, wait)
+    used = [c for c in matched.tolist() if c >= 0]
+    assert len(used) == len(set(used))
+    total = sum(wait if c < 0 else costs[(r, c)] for r, c in enumerate(matched.tolist()))
+    assert total == pytest.approx(_brute_force(costs, n_rows, n_cols, wait), abs=1e-6)
+
+
+def _orders(rng: np.random.Generator, n: int, emergency: float = 0.0) -> list[DispatchOrder]:
+    return [
+        DispatchOrder(
+            id=f"o{i}",
+            pickup=(27.70 + rng.uniform(0, 0.03), 85.30 + rng.uniform(0, 0.03)),
+            dropoff=(27.70 + rng.uniform(0, 0.03), 85.30 + rng.uniform(0, 0.03)),
+            ready_in_s=float(rng.choice([0.0, 300.0, 900.0])),
+            emergency=bool(rng.random() < emergency),
+        )
+        for i in range(n)
+    ]
+
+
+def _couriers(rng: np.random.Generator, n: int) -> list[DispatchCourier]:
+    modes = list(Mode)
+    return [
+        DispatchCourier(
+            id=f"c{i}",
+            position=(27.70 + rng.uniform(0, 0.03), 85.30 + rng.uniform(0, 0.03)),
+            mode=modes[int(rng.integers(0, len(modes)))],
+            idle_s=float(rng.uniform(0, 3600)),
+        )
+        for i in range(n)
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_orders=st.integers(1, 5), n_couriers=st.integers(0, 5))
+def test_round_is_optimal_against_brute_force(seed: int, n_orders: int, n_couriers: int) -> None:
+    rng = np.random.default_rng(seed)
+    orders, couriers = _orders(rng, n_orders), _couriers(rng, n_couriers)
+    context = _context(replace(ALL_PAIRS, unassigned_penalty_s=2_500.0))
+    plan = optimal_round(orders, couriers, context)
+    _consistent(plan, orders)
+    rows = np.repeat(np.arange(n_orders), n_couriers)
+    cols = np.tile(np.arange(n_couriers), n_orders)
+    every = pair_costs(orders, couriers, rows, cols, context)
+    costs = {(int(r), int(c)): float(v) for r, c, v in zip(rows, cols, every.cost_s, strict=True)}
+    assert plan.total_cost_s == pytest.approx(_brute_force(costs, n_orders, n_couriers, 2_500.0), abs=1e-6)
+    greedy = greedy_round(orders, couriers, context)
+    _consistent(greedy, orders)
+    assert plan.total_cost_s <= greedy.total_cost_s + 1e-6
+
+
+def test_emergency_orders_pick_first() -> None:
+    courier = DispatchCourier("c0", (27.7000, 85.3000), Mode.MOTORBIKE)
+    routine = DispatchOrder("routine", (27.7001, 85.3001), (27.7050, 85.3050))
+    insulin = DispatchOrder("insulin", (27.7200, 85.3200), (27.7250, 85.3250), emergency=True)
+    plan = optimal_round([routine, insulin], [courier], _context())
+    assert [a.order_ids for a in plan.assignments] == [("insulin",)]
+    assert plan.unassigned == ["routine"]
+    # without the flag the nearby routine order would have won
+    calm = DispatchOrder("insulin", insulin.pickup, insulin.dropoff)
+    assert [a.order_ids for a in optimal_round([routine, calm], [courier], _context()).assignments] == [
+        ("routine",)
+    ]
+    assert [a.order_ids for a in greedy_round([routine, insulin], [courier], _context()).assignments] == [
+        ("insulin",)
+    ]
+
+
+def test_stacks_two_orders_from_one_kitchen_when_couriers_are_short() -> None:
+    weights = replace(ALL_PAIRS, stacking=True)
+    courier = DispatchCourier("c0", (27.7000, 85.3000), Mode.EV_SCOOTER, capacity=2)
+    kitchen = (27.7050, 85.3050)
+    first = DispatchOrder("a", kitchen, (27.7100, 85.3100))
+    second = DispatchOrder("b", kitchen, (27.7110, 85.3105))
+    plan = optimal_round([first, second], [courier], _context(weights))
+    assert len(plan.assignments) == 1
+    assert set(plan.assignments[0].order_ids) == {"a", "b"}
+    assert plan.unassigned == []
+    unstacked = optimal_round([first, second], [courier], _context())
+    assert plan.total_cost_s < unstacked.total_cost_s
+    # a bag that holds one order cannot stack
+    small = DispatchCourier("c0", courier.position, Mode.EV_SCOOTER, capacity=1)
+    assert len(optimal_round([first, second], [small], _context(weights)).unassigned) == 1
+
+
+def test_no_stacking_when_separate_couriers_are_cheaper() -> None:
+    weights = replace(ALL_PAIRS, stacking=True)
+    kitchen = (27.7050, 85.3050)
+    orders = [
+        DispatchOrder("a", kitchen, (27.7300, 85.3300)),
+        DispatchOrder("b", kitchen, (27.6800, 85.2800)),
+    ]
+    couriers = [
+        DispatchCourier("c0", (27.7051, 85.3051), Mode.E_BIKE),
+        DispatchCourier("c1", (27.7049, 85.3049), Mode.E_BIKE),
+    ]
+    plan = optimal_round(orders, couriers, _context(weights))
+    assert sorted(a.order_ids for a in plan.assignments) == [("a",), ("b",)]
+    bundle = bundle_cost(orders[0], orders[1], couriers[0], _context(weights))
+    assert bundle.cost_s > plan.total_cost_s  # opposite directions: one courier for both is slower
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_orders=st.integers(2, 12), n_couriers=st.integers(1, 8))
+def test_stacking_never_raises_the_round_cost(seed: int, n_orders: int, n_couriers: int) -> None:
+    rng = np.random.default_rng(seed)
+    orders, couriers = _orders(rng, n_orders, emergency=0.2), _couriers(rng, n_couriers)
+    stacked = optimal_round(orders, couriers, _context(replace(ALL_PAIRS, stacking=True)))
+    single = optimal_round(orders, couriers, _context())
+    _consistent(stacked, orders)
+    assert stacked.total_cost_s <= single.total_cost_s + 1e-6
+    for assignment in stacked.assignments:
+        assert len(assignment.order_ids) in (1, 2)
+
+
+def test_cleaner_modes_and_long_idle_couriers_are_preferred_at_equal_distance() -> None:
+    order = DispatchOrder("o", (27.7050, 85.3050), (27.7150, 85.3150))
+    spot = (27.7000, 85.3000)
+    ev = DispatchCourier("ev", spot, Mode.EV_SCOOTER)
+    petrol = DispatchCourier("petrol", spot, Mode.MOTORBIKE)
+    plan = optimal_round([order], [petrol, ev], _context())
+    assert plan.assignments[0].courier_id == "ev"
+    waited = DispatchCourier("waited", spot, Mode.MOTORBIKE, idle_s=3000)
+    fresh = DispatchCourier("fresh", spot, Mode.MOTORBIKE, idle_s=0)
+    assert optimal_round([order], [fresh, waited], _context()).assignments[0].courier_id == "waited"
+
+
+def test_far_couriers_are_not_candidates() -> None:
+    order = DispatchOrder("o", (27.7050, 85.3050), (27.7150, 85.3150))
+    far = DispatchCourier("far", (27.60, 85.50), Mode.CAR)
+    plan = optimal_round([order], [far], _context(DispatchWeights(candidate_radius_m=3_000.0)))
+    assert plan.assignments == []
+    assert plan.unassigned == ["o"]
+    assert plan.total_cost_s == DispatchWeights().unassigned_penalty_s
