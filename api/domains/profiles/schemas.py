@@ -49,7 +49,8 @@ class ConsentsPatch(Input):
 class MePatch(Input):
     display_name: DisplayName | UnsetType | None = UNSET
     locale: LocaleTag | UnsetType = UNSET
-    preferences: PreferencesPatch | UnsetType = UNSET
+    preferences: PreferencesPatch | UnsetType | None = UNSET
+    """``null`` resets every preference to its default."""
     consents: ConsentsPatch | UnsetType = UNSET
 
 

@@ -33,6 +33,7 @@ from api.domains.profiles.schemas import (
     Me,
     MePatch,
     Preferences,
+    PreferencesPatch,
 )
 from api.errors import InvalidInput, NotFound, Unauthenticated
 from api.pagination import decode_cursor, encode_cursor
@@ -149,6 +150,15 @@ def _profile_changes(patch: MePatch) -> dict[str, Any]:
     prefs = patch.preferences
     if prefs is UNSET:
         return {}
+    if prefs is None:
+        defaults = Preferences()
+        prefs = PreferencesPatch(
+            eco_first=defaults.eco_first,
+            price_sensitivity=defaults.price_sensitivity,
+            dietary_tags=defaults.dietary_tags,
+            allergens=defaults.allergens,
+            favourite_merchant_ids=defaults.favourite_merchant_ids,
+        )
     changes: dict[str, Any] = {}
     if prefs.eco_first is not UNSET:
         changes["eco_first"] = prefs.eco_first

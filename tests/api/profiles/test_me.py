@@ -15,6 +15,14 @@ from tests.api.profiles.users import auth, insert_user
 
 Client = AsyncTestClient[Litestar]
 
+DEFAULT_PREFERENCES = {
+    "eco_first": False,
+    "price_sensitivity": "medium",
+    "dietary_tags": [],
+    "allergens": [],
+    "favourite_merchant_ids": [],
+}
+
 
 async def _state(conn: Any, user_id: Any) -> dict[str, Any]:
     """Everything a PATCH may write, to prove a refused one wrote nothing."""
@@ -39,13 +47,7 @@ async def test_a_new_user_reads_defaults(client: Client, conn: Any, settings: Se
     assert body["display_name"] == "Asha"
     assert body["locale"] == "en"
     assert body["roles"] == ["customer"]
-    assert body["preferences"] == {
-        "eco_first": False,
-        "price_sensitivity": "medium",
-        "dietary_tags": [],
-        "allergens": [],
-        "favourite_merchant_ids": [],
-    }
+    assert body["preferences"] == DEFAULT_PREFERENCES
     assert body["consents"]["marketing"] == {"granted": False, "granted_at": None, "withdrawn_at": None}
 
 
@@ -96,6 +98,16 @@ async def test_patch_merges_and_leaves_absent_fields_alone(
         )
     ).fetchone()
     assert event["payload"] == {"user_id": str(user_id), "fields": ["allergens", "display_name"]}
+
+
+async def test_null_preferences_reset_to_defaults(client: Client, conn: Any, settings: Settings) -> None:
+    user_id = await insert_user(conn)
+    headers = auth(settings, user_id)
+    patch = {"preferences": {"eco_first": True, "allergens": ["fish"], "price_sensitivity": "low"}}
+    assert (await client.patch("/v1/me", json=patch, headers=headers)).status_code == 200
+    reset = await client.patch("/v1/me", json={"preferences": None}, headers=headers)
+    assert reset.status_code == 200
+    assert reset.json()["preferences"] == DEFAULT_PREFERENCES
 
 
 async def test_every_eu_allergen_is_accepted(client: Client, conn: Any, settings: Settings) -> None:
