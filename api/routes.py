@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from api.domains.bookings.routes import BookingController
 from api.domains.catalog.routes import CatalogController
 from api.domains.cities.routes import CitiesController
 from api.domains.identity.routes import AuthController, RoleAdminController
@@ -24,5 +25,6 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     MerchantAdminController,
     CatalogController,
     OrderController,
+    BookingController,
     PaymentIntentController,
 ]

@@ -96,6 +96,25 @@ def events_relay(
             asyncio.run(relay_forever(url, settings))
 
 
+bookings_app = typer.Typer(help="Bookings: scheduled sweeps.", no_args_is_help=True)
+app.add_typer(bookings_app, name="bookings")
+
+
+@bookings_app.command("sweep")
+def bookings_sweep() -> None:
+    """Release booking holds that were not confirmed in time."""
+    import asyncio
+
+    from api.domains.bookings.jobs import sweep
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        released = asyncio.run(sweep(url))
+    typer.echo(f"released {released} expired hold(s)")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,

@@ -62,6 +62,11 @@ async def staff_role_of(conn: Connection, merchant_id: uuid.UUID, user_id: uuid.
     return await repo.staff_role(conn, merchant_id, user_id)
 
 
+async def city_timezones(conn: Connection) -> dict[str, str]:
+    """IANA timezone of every city, for local-time rules (hours, calendars)."""
+    return await repo.city_timezones(conn)
+
+
 async def open_now(conn: Connection, merchants: list[dict[str, Any]], now: datetime) -> dict[uuid.UUID, bool]:
     """Whether each merchant is open at ``now`` in its city's local time."""
     ids = [merchant["id"] for merchant in merchants]

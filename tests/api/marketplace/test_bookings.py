@@ -1,0 +1,323 @@
+"""Provider calendars, open slots, holds, deposits, and no double booking under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.domains.bookings import service as bookings
+from api.domains.bookings.ports import DepositOutcome, DepositRequest
+from nearx.clock import utc_now
+from tests.api.marketplace.conftest import Actor, MakeMerchant, MakeProduct, MakeUser
+
+KTM_TZ = ZoneInfo("Asia/Kathmandu")
+
+
+def _day(offset: int = 7) -> date:
+    return (utc_now().astimezone(KTM_TZ) + timedelta(days=offset)).date()
+
+
+def _at(day: date, hh: int, mm: int = 0) -> str:
+    return datetime.combine(day, time(hh, mm), KTM_TZ).isoformat()
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+@pytest.fixture
+async def plumber(client: AsyncTestClient[Litestar], make_merchant: MakeMerchant) -> dict[str, Any]:
+    owner, provider = await make_merchant(kind="provider", category="plumber", name="Pipes")
+    service = await client.post(
+        f"/v1/merchants/{provider['id']}/services",
+        json={"name": "Fix a tap", "duration_min": 60, "price_minor": 150_000, "deposit_minor": 20_000},
+        headers=owner.headers,
+    )
+    calendar = {
+        "availability": [{"weekday": d, "starts": "09:00:00", "ends": "17:00:00"} for d in range(7)],
+        "buffer_min": 15,
+        "travel_min": 15,
+        "slot_step_min": 30,
+        "free_cancel_hours": 24,
+        "min_reschedule_hours": 2,
+    }
+    response = await client.put(
+        f"/v1/providers/{provider['id']}/calendar", json=calendar, headers=owner.headers
+    )
+    assert response.status_code == 200, response.text
+    return {"owner": owner, "provider": provider, "service": service.json()["id"], "calendar": calendar}
+
+
+async def _slots(
+    client: AsyncTestClient[Litestar], who: Actor, plumber: dict[str, Any], day: date
+) -> list[str]:
+    response = await client.get(
+        f"/v1/providers/{plumber['provider']['id']}/slots",
+        params={"date": day.isoformat(), "service_id": plumber["service"]},
+        headers=who.headers,
+    )
+    assert response.status_code == 200, response.text
+    return [
+        datetime.fromisoformat(s["starts_at"]).astimezone(KTM_TZ).strftime("%H:%M") for s in response.json()
+    ]
+
+
+async def _hold(
+    client: AsyncTestClient[Litestar], who: Actor, plumber: dict[str, Any], starts_at: str, **extra: Any
+) -> Any:
+    body = {"service_id": plumber["service"], "starts_at": starts_at, **extra}
+    return await client.post("/v1/bookings", json=body, headers={**who.headers, **_key()})
+
+
+async def _count(conn: Any) -> int:
+    row = await (await conn.execute("SELECT count(*) AS n FROM bookings")).fetchone()
+    return int(row["n"])
+
+
+async def test_slots_follow_availability_buffers_travel_and_bookings(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser
+) -> None:
+    customer = await make_user()
+    day = _day()
+    slots = await _slots(client, customer, plumber, day)
+    assert slots[0] == "09:00"
+    assert slots[-1] == "16:00"  # a 60-minute job must end by 17:00
+    assert len(slots) == 15
+    assert (await _hold(client, customer, plumber, _at(day, 10))).status_code == 201
+    # 10:00-11:00 blocks 09:45-11:15; a slot needs 15 min travel before and 15 min buffer after
+    after = await _slots(client, customer, plumber, day)
+    assert after[0] == "11:30"
+    assert "09:00" not in after
+
+
+async def test_twenty_concurrent_bookings_of_one_slot_give_exactly_one(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    customers = [await make_user() for _ in range(20)]
+    starts_at = _at(_day(), 11)
+    responses = await asyncio.gather(*(_hold(client, c, plumber, starts_at) for c in customers))
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 1
+    assert codes.count(409) == 19
+    assert await _count(conn) == 1
+
+
+async def test_the_database_refuses_an_overlap_even_without_the_service(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    customer = await make_user()
+    held = (await _hold(client, customer, plumber, _at(_day(), 13))).json()
+    with pytest.raises(psycopg.errors.ExclusionViolation):
+        await conn.execute(
+            """
+            INSERT INTO bookings
+                (id, provider_id, service_id, customer_id, city_id, starts_at, ends_at, blocked_from,
+                 blocked_until, status, hold_expires_at, price_minor, deposit_minor, currency)
+            SELECT gen_random_uuid(), provider_id, service_id, customer_id, city_id,
+                   starts_at + interval '30 min', ends_at + interval '30 min',
+                   blocked_from + interval '30 min', blocked_until + interval '30 min',
+                   'confirmed', hold_expires_at, price_minor, deposit_minor, currency
+            FROM bookings WHERE id = %s
+            """,
+            (held["id"],),
+        )
+
+
+@pytest.mark.parametrize(
+    "starts_at",
+    [
+        lambda: _at(_day(-1), 10),  # in the past
+        lambda: _at(_day(), 8),  # before opening
+        lambda: _at(_day(), 16, 30),  # would end after closing
+        lambda: _at(_day(), 10, 10),  # off the 30-minute grid
+        lambda: datetime.combine(_day(), time(10)).isoformat(),  # no offset
+    ],
+)
+async def test_bad_slots_are_refused_and_write_nothing(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any, starts_at: Any
+) -> None:
+    customer = await make_user()
+    response = await _hold(client, customer, plumber, starts_at())
+    assert response.status_code == 422, response.text
+    assert await _count(conn) == 0
+
+
+async def test_day_off_has_no_slots_and_cannot_be_booked(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser
+) -> None:
+    day = _day()
+    calendar = {
+        **plumber["calendar"],
+        "exceptions": [{"day": day.isoformat(), "available": False, "reason": "Tihar"}],
+    }
+    await client.put(
+        f"/v1/providers/{plumber['provider']['id']}/calendar", json=calendar, headers=plumber["owner"].headers
+    )
+    customer = await make_user()
+    assert await _slots(client, customer, plumber, day) == []
+    assert (await _hold(client, customer, plumber, _at(day, 10))).status_code == 422
+
+
+class _Deposits:
+    def __init__(self, status: str) -> None:
+        self.status, self.requests = status, []  # type: list[DepositRequest]
+
+    async def collect_deposit(self, conn: Any, request: DepositRequest) -> DepositOutcome:
+        self.requests.append(request)
+        return DepositOutcome(status=self.status, payment_reference="dep_1")
+
+
+async def test_hold_confirm_with_deposit_reschedule_and_cancel_policy(
+    app: Litestar, client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    customer, owner = await make_user(), plumber["owner"]
+    day = _day()
+    booking = (await _hold(client, customer, plumber, _at(day, 10))).json()
+    assert booking["status"] == "held"
+
+    app.state.deposit_gateway = _Deposits("failed")
+    refused = await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=customer.headers)
+    assert refused.status_code == 409
+    assert (await client.get(f"/v1/bookings/{booking['id']}", headers=customer.headers)).json()[
+        "status"
+    ] == "held"
+
+    deposits = _Deposits("succeeded")
+    app.state.deposit_gateway = deposits
+    assert (
+        await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=owner.headers)
+    ).status_code == 409
+    confirmed = await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=customer.headers)
+    assert confirmed.json()["status"] == "confirmed"
+    assert confirmed.json()["deposit_status"] == "succeeded"
+    assert [r.amount.amount_minor for r in deposits.requests] == [20_000]
+
+    moved = await client.post(
+        f"/v1/bookings/{booking['id']}/reschedule", json={"starts_at": _at(day, 14)}, headers=customer.headers
+    )
+    assert moved.status_code == 200, moved.text
+    assert "14:00" in _local(moved.json()["starts_at"])
+    other = await make_user()
+    assert (
+        await _hold(client, other, plumber, _at(day, 10))
+    ).status_code == 201  # the old time is free again
+    assert (await _hold(client, other, plumber, _at(day, 14))).status_code == 409
+
+    cancelled = await client.post(
+        f"/v1/bookings/{booking['id']}/cancel", json={"reason": "plans changed"}, headers=customer.headers
+    )
+    assert cancelled.json()["cancellation_fee_minor"] == 0  # a week ahead: free
+    history = await (
+        await conn.execute(
+            "SELECT to_status, actor_kind FROM booking_status_history WHERE booking_id = %s ORDER BY at, id",
+            (booking["id"],),
+        )
+    ).fetchall()
+    assert [(h["to_status"], h["actor_kind"]) for h in history] == [
+        ("held", "customer"),
+        ("confirmed", "customer"),
+        ("confirmed", "customer"),
+        ("cancelled", "customer"),
+    ]
+
+
+def _local(value: str) -> str:
+    return datetime.fromisoformat(value).astimezone(KTM_TZ).strftime("%H:%M")
+
+
+async def test_late_customer_cancellation_forfeits_the_deposit(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser
+) -> None:
+    strict = {**plumber["calendar"], "free_cancel_hours": 720}  # anything within 30 days is "late"
+    url = f"/v1/providers/{plumber['provider']['id']}/calendar"
+    await client.put(url, json=strict, headers=plumber["owner"].headers)
+    customer = await make_user()
+    booking = (await _hold(client, customer, plumber, _at(_day(), 10))).json()
+    await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=customer.headers)
+    cancelled = await client.post(
+        f"/v1/bookings/{booking['id']}/cancel", json={"reason": "sorry"}, headers=customer.headers
+    )
+    assert cancelled.json()["cancellation_fee_minor"] == 20_000  # inside the no-free-cancel window
+
+
+async def test_expired_hold_frees_the_slot_and_cannot_be_confirmed(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    first, second = await make_user(), await make_user()
+    starts_at = _at(_day(), 15)
+    booking = (await _hold(client, first, plumber, starts_at)).json()
+    await conn.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second'")
+    assert (
+        await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=first.headers)
+    ).status_code == 409
+    assert (await _hold(client, second, plumber, starts_at)).status_code == 201
+    assert await bookings.release_expired_holds(conn, utc_now()) == 1
+    row = await (await conn.execute("SELECT status FROM bookings WHERE id = %s", (booking["id"],))).fetchone()
+    assert row["status"] == "released"
+
+
+async def test_try_before_buy_visit_linked_to_an_order(
+    client: AsyncTestClient[Litestar],
+    plumber: dict[str, Any],
+    make_user: MakeUser,
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+    conn: Any,
+) -> None:
+    owner, shop = await make_merchant(name="Shoes")
+    shoes = await make_product(owner, shop, name="Boots", category="footwear", try_before_buy=True)
+    customer = await make_user()
+    order = await client.post(
+        "/v1/orders",
+        json={
+            "items": [{"variant_id": shoes["variants"][0]["id"], "quantity": 1}],
+            "delivery": {"lat": 27.701, "lng": 85.321},
+        },
+        headers={**customer.headers, **_key()},
+    )
+    child_id = order.json()["merchant_orders"][0]["id"]
+    stranger = await make_user()
+    assert (
+        await _hold(client, stranger, plumber, _at(_day(), 12), linked_order_id=child_id)
+    ).status_code == 422
+    visit = (await _hold(client, customer, plumber, _at(_day(), 12), linked_order_id=child_id)).json()
+    await client.post(f"/v1/bookings/{visit['id']}/confirm", headers=customer.headers)
+    url = f"/v1/bookings/{visit['id']}/complete"
+    assert (await client.post(url, json={}, headers=plumber["owner"].headers)).status_code == 422
+    assert (
+        await client.post(url, json={"trial_outcome": "kept"}, headers=customer.headers)
+    ).status_code == 409
+    done = await client.post(url, json={"trial_outcome": "kept"}, headers=plumber["owner"].headers)
+    assert done.json()["trial_outcome"] == "kept"
+    events = await (
+        await conn.execute(
+            "SELECT event_type FROM outbox WHERE aggregate_id = %s ORDER BY position", (visit["id"],)
+        )
+    ).fetchall()
+    assert [e["event_type"] for e in events] == [
+        "booking.held",
+        "booking.confirmed",
+        "booking.deposit_requested",
+        "booking.completed",
+        "booking.trial_kept",
+    ]
+
+
+async def test_sweep_job_releases_expired_holds(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any, db_url: str
+) -> None:
+    from api.domains.bookings.jobs import sweep
+
+    customer = await make_user()
+    await _hold(client, customer, plumber, _at(_day(), 9))
+    assert await sweep(db_url) == 0
+    await conn.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second'")
+    assert await sweep(db_url) == 1
