@@ -18,6 +18,8 @@ from pipelines.simulation.lake import raw_dir
 
 ANOMALY_RATIO = (0.5, 2.0)
 """Latest day's rows per city must be within this ratio of the previous day's."""
+ANOMALY_MIN_ROWS = 200
+"""Below this many rows on the previous day, day-to-day noise says nothing: the check abstains."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,7 @@ def _row_count_anomaly(con: duckdb.DuckDBPyConnection, table: str) -> CheckOutco
     odd = [
         f"{city} {day}: {latest} rows vs {previous}"
         for city, day, latest, previous in rows
-        if not low <= latest / max(previous, 1) <= high
+        if previous >= ANOMALY_MIN_ROWS and not low <= latest / previous <= high
     ]
     message = "ok" if not odd else "row count out of range vs previous day: " + "; ".join(odd)
     return CheckOutcome("row_count_anomaly", not odd, False, message, {"cities_compared": len(rows)})

@@ -26,15 +26,17 @@ class PipelineReport:
         return not self.failures and not self.failed_checks
 
 
-def _execute(
+def execute(
     defs: dg.Definitions,
     job: str,
     instance: dg.DagsterInstance,
     report: PipelineReport,
-    partition_key: str | None,
+    partition_key: str | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> None:
+    """Run ``job`` (or the ``asset_selection`` subset of it) and record failures and failed checks."""
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False
+        instance=instance, partition_key=partition_key, raise_on_error=False, asset_selection=asset_selection
     )
     report.runs += 1
     for evaluation in result.get_asset_check_evaluations():
@@ -48,7 +50,7 @@ def _execute(
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data is not None:
                 error = event.step_failure_data.error
-                while error is not None and error.cause is not None:  # the user's exception, not the wrapper
+                if error is not None and error.cause is not None:  # the user's exception, not the wrapper
                     error = error.cause
                 report.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
         if not report.failures:
@@ -62,9 +64,9 @@ def run_pipeline(
     report = PipelineReport()
     if simulate:
         for city_id in spec.cities:
-            _execute(defs, "simulate_entities", instance, report, city_id)
+            execute(defs, "simulate_entities", instance, report, city_id)
             for day in spec.day_list:
-                _execute(defs, "simulate_day", instance, report, str(city_day_key(city_id, day)))
+                execute(defs, "simulate_day", instance, report, str(city_day_key(city_id, day)))
     if not report.failures:
-        _execute(defs, "refresh", instance, report, None)
+        execute(defs, "refresh", instance, report, None)
     return report

@@ -399,10 +399,10 @@ def simulate_day(entities: Entities, seed: int, day: date, orders_per_day: int) 
     assign_s = 15 + declines * 35 + rng.exponential(20, n)
     ready_s = prep_s
     pickup_after_s = np.maximum(assign_s + pickup_travel_s, ready_s) + 60
-    duration_s = pickup_after_s + travel_s + 60
+    duration_s = np.round(pickup_after_s + travel_s + 60)  # whole seconds, as stored
     routing_travel_s = road_m / 1000 / 22.0 * 3600
     category_prep = np.array([category.prep_median_s for category in CATEGORIES])[cat]
-    promised_s = category_prep * 1.4 + 60 + routing_travel_s * 1.3 + 600
+    promised_s = np.round(category_prep * 1.4 + 60 + routing_travel_s * 1.3 + 600)
 
     # ---- Outcomes: cancellations, payments, refunds, reviews ---------------------------------
     lateness = np.clip((duration_s - promised_s) / promised_s, 0.0, None)
