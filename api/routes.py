@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from api.domains.bookings.routes import BookingController
-from api.domains.catalog.routes import CatalogController
+from api.domains.catalog.routes import CatalogController, SearchController
 from api.domains.cities.routes import CitiesController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
@@ -24,6 +24,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     MerchantController,
     MerchantAdminController,
     CatalogController,
+    SearchController,
     OrderController,
     BookingController,
     PaymentIntentController,

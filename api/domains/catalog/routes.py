@@ -1,4 +1,4 @@
-"""HTTP surface of the catalog: products with variants, service listings, stock counts."""
+"""HTTP surface of the catalog: products with variants, service listings, stock counts, search."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
+from api.domains.catalog import search as catalog_search
 from api.domains.catalog import service
 from api.domains.catalog.schemas import (
     Product,
     ProductInput,
+    SearchPage,
     ServiceInput,
     ServiceListing,
     StockInput,
@@ -20,7 +22,9 @@ from api.domains.catalog.schemas import (
 )
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
 from api.security.principal import Principal
+from nearx.clock import utc_now
 from nearx.db import Connection
+from nearx.dietary import Allergen, DietaryTag
 
 
 class CatalogController(Controller):
@@ -109,3 +113,44 @@ class CatalogController(Controller):
         principal: NamedDependency[Principal],
     ) -> StockLevel:
         return await service.set_stock(conn, principal, variant_id, data.on_hand)
+
+
+class SearchController(Controller):
+    path = "/v1/catalog"
+    tags = ["catalog"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @get("/search", operation_id="catalog_search", summary="Full-text search with facets and distance")
+    async def search(
+        self,
+        conn: NamedDependency[Connection],
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
+        lat: Annotated[float | None, Parameter(ge=-90, le=90)] = None,
+        lng: Annotated[float | None, Parameter(ge=-180, le=180)] = None,
+        radius_m: Annotated[int, Parameter(ge=100, le=25_000)] = 5_000,
+        city_id: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+        dietary: FromQuery[list[DietaryTag] | None] = None,
+        allergen_free: FromQuery[list[Allergen] | None] = None,
+        min_price: Annotated[int | None, Parameter(ge=0)] = None,
+        max_price: Annotated[int | None, Parameter(ge=0)] = None,
+        open_now: FromQuery[bool] = False,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    ) -> SearchPage:
+        return await catalog_search.search(
+            conn,
+            q=q,
+            lat=lat,
+            lng=lng,
+            radius_m=radius_m,
+            city_id=city_id,
+            category=category,
+            dietary=[tag.value for tag in dietary or []],
+            allergen_free=[allergen.value for allergen in allergen_free or []],
+            min_price=min_price,
+            max_price=max_price,
+            open_now=open_now,
+            now=utc_now(),
+            cursor=cursor,
+            limit=limit,
+        )

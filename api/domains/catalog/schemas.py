@@ -111,3 +111,36 @@ class StockLevel(Output):
     on_hand: int
     reserved: int
     available: int
+
+
+class SearchHit(Output):
+    product_id: uuid.UUID
+    name: str
+    category: str
+    merchant_id: uuid.UUID
+    merchant_name: str
+    min_price_minor: int
+    currency: str
+    allergens: list[str]
+    dietary_tags: list[str]
+    try_before_buy: bool
+    rank: float
+    distance_m: int | None
+
+
+class FacetCount(Output):
+    value: str
+    count: int
+
+
+class SearchFacets(Output):
+    category: list[FacetCount]
+    dietary: list[FacetCount]
+    price_min_minor: int | None
+    price_max_minor: int | None
+
+
+class SearchPage(Output):
+    items: list[SearchHit]
+    facets: SearchFacets
+    next_cursor: str | None = None
