@@ -1,0 +1,180 @@
+"""Open the Feast store for a NEARX installation, apply the repo, and move frames in and out of it.
+
+The config is ``features/feature_store.yaml`` with its ``${VAR}``s filled from
+:class:`~nearx.settings.Settings` (registry and SQLite online store under
+``settings.home``); the online store becomes Redis when ``settings.redis_url`` is set,
+or PostgreSQL when asked for. Feast speaks pandas; everything NEARX passes in or gets
+back is Polars.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from string import Template
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import pandas as pd  # type: ignore[import-untyped]
+import polars as pl
+import yaml  # type: ignore[import-untyped]
+from feast import FeatureService, FeatureStore, RepoConfig
+
+from features import entities, services, views
+from features.transforms.windows import EVENT_TIMESTAMP
+from nearx.settings import Settings
+
+OnlineBackend = Literal["sqlite", "redis", "postgres"]
+
+
+def feast_dir(settings: Settings) -> Path:
+    return settings.home / "feast"
+
+
+def default_features_dir(settings: Settings) -> Path:
+    """Where the offline feature tables live by default: beside the lake under ``home``."""
+    return settings.home / "lake" / "features"
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis form (``host:port,db=N,password=...,ssl=true``) of a ``redis://`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"redis", "rediss"}:
+        raise ValueError(f"not a redis URL: {url!r}")
+    parts = [f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}"]
+    db = parsed.path.lstrip("/")
+    if db:
+        parts.append(f"db={int(db)}")
+    if parsed.password:
+        parts.append(f"password={parsed.password}")
+    if parsed.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def postgres_online_config(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    return {
+        "type": "postgres",
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "database": parsed.path.lstrip("/") or "postgres",
+        "user": parsed.username or "postgres",
+        "password": parsed.password or "",
+        "db_schema": "feast_online",
+    }
+
+
+def repo_config(
+    settings: Settings,
+    features_dir: Path | None = None,
+    *,
+    online: OnlineBackend | None = None,
+    online_url: str | None = None,
+) -> RepoConfig:
+    """The store config: the YAML with paths from ``settings``; online store by ``online`` or settings."""
+    home = feast_dir(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    text = Path(__file__).with_name("feature_store.yaml").read_text("utf-8")
+    raw: dict[str, Any] = yaml.safe_load(
+        Template(text).substitute(
+            NEARX_FEAST_REGISTRY=str(home / "registry.db"),
+            NEARX_FEAST_ONLINE_PATH=str(home / "online.db"),
+        )
+    )
+    backend = online or ("redis" if settings.redis_url else "sqlite")
+    if backend == "redis":
+        url = online_url or settings.redis_url
+        if not url:
+            raise ValueError("the Redis online store needs a URL (NEARX_REDIS_URL)")
+        raw["online_store"] = {"type": "redis", "connection_string": redis_connection_string(url)}
+    elif backend == "postgres":
+        if not online_url:
+            raise ValueError("the PostgreSQL online store needs a URL")
+        raw["online_store"] = postgres_online_config(online_url)
+    directory = features_dir or default_features_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(**raw)
+    config.repo_path = directory
+    return config
+
+
+def open_store(
+    settings: Settings,
+    features_dir: Path | None = None,
+    *,
+    online: OnlineBackend | None = None,
+    online_url: str | None = None,
+) -> FeatureStore:
+    return FeatureStore(config=repo_config(settings, features_dir, online=online, online_url=online_url))
+
+
+REPO_OBJECTS: list[Any] = [
+    *entities.ENTITIES,
+    *views.BATCH_VIEWS,
+    views.order_request,
+    views.order_context,
+    *services.SERVICES,
+]
+
+
+def apply_repo(store: FeatureStore) -> None:
+    """Register every entity, view and service (idempotent, like ``feast apply``)."""
+    store.apply(REPO_OBJECTS)
+
+
+def service(store: FeatureStore, name: str) -> FeatureService:
+    return store.get_feature_service(name)
+
+
+def historical(store: FeatureStore, service_name: str, entity_rows: pl.DataFrame) -> pl.DataFrame:
+    """Point-in-time-correct training rows: ``entity_rows`` (join keys, ``event_timestamp``, request
+    fields) with, per feature view of the service, the newest snapshot at or before each row's time.
+
+    Feast's file store de-duplicates rows on (join keys, timestamp) per view and drops a row
+    whose key has only later snapshots, so each view is asked for its own unique keys and
+    joined back here: every input row comes out once, in order, with nulls where no snapshot
+    existed yet (which is what "point in time" means for a new merchant).
+    """
+    feature_service = store.get_feature_service(service_name)
+    result = entity_rows
+    for projection in feature_service.feature_view_projections:
+        names = [feature.name for feature in projection.features]
+        if projection.name in {odfv.name for odfv in store.list_on_demand_feature_views()}:
+            # Request-time features: Feast's own transformation on the request columns, row by row
+            # equivalent (the file store cannot retrieve an on-demand view without a batch view).
+            odfv = store.get_on_demand_feature_view(projection.name)
+            keys = [field.name for source in odfv.source_request_sources.values() for field in source.schema]
+            unique = entity_rows.select(keys).unique()
+            transformation = odfv.feature_transformation
+            if transformation is None:
+                raise RuntimeError(f"on-demand view {odfv.name} has no transformation")
+            computed = transformation.transform(unique.to_pandas())
+            features = unique.hstack(pl.from_pandas(computed).select(names))
+        else:
+            keys = [*store.get_feature_view(projection.name).join_keys, EVENT_TIMESTAMP]
+            unique = entity_rows.select(keys).unique()
+            refs = [f"{projection.name}:{name}" for name in names]
+            job = store.get_historical_features(entity_df=unique.to_pandas(), features=refs)
+            features = pl.from_pandas(job.to_df()).select(*keys, *names)
+            features = features.with_columns(
+                pl.col(EVENT_TIMESTAMP).cast(entity_rows.schema[EVENT_TIMESTAMP])
+            )
+        result = result.join(features, on=keys, how="left", nulls_equal=True)
+    return result
+
+
+def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
+    """Load the newest snapshot per key into the online store (all views, ``start`` to ``end``)."""
+    if start is None:
+        store.materialize_incremental(end_date=end)
+    else:
+        store.materialize(start_date=start, end_date=end)
+
+
+def online(store: FeatureStore, service_name: str, entity_rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Online features of ``entity_rows`` through a service (what serving asks at request time)."""
+    response = store.get_online_features(
+        features=store.get_feature_service(service_name), entity_rows=entity_rows
+    )
+    return pl.from_pandas(pd.DataFrame(response.to_dict()))

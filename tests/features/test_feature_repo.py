@@ -1,0 +1,141 @@
+"""The Feast repo: transforms write exactly the views' schemas; retrieval is point-in-time correct."""
+
+import os
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from feast import FeatureStore
+
+from features import views
+from features.build import feature_table_path
+from features.entities import ENTITIES
+from features.services import SERVICES
+from features.store import apply_repo, historical, materialize, online, open_store, redis_connection_string
+from features.transforms.windows import EVENT_TIMESTAMP
+from tests.small_city import SmallCity
+
+
+@pytest.mark.parametrize("view", views.BATCH_VIEWS, ids=lambda v: v.name)
+def test_each_feature_table_has_exactly_its_view_columns(city: SmallCity, view: object) -> None:
+    frame = pl.read_parquet(feature_table_path(city.features_dir, view.name))  # type: ignore[attr-defined]
+    keys = [key for entity in ENTITIES if entity.name in view.entities for key in [entity.join_key]]  # type: ignore[attr-defined]
+    expected = {*keys, EVENT_TIMESTAMP, *(f.name for f in view.schema)}  # type: ignore[attr-defined]
+    assert set(frame.columns) == expected
+    assert frame.height > 0
+    assert frame.select(pl.struct(*keys, EVENT_TIMESTAMP).is_unique().all()).item()
+
+
+def test_one_versioned_service_per_model(store: FeatureStore) -> None:
+    assert sorted(s.name for s in store.list_feature_services()) == [
+        "eta_v1",
+        "fraud_v1",
+        "green_v1",
+        "ranker_v1",
+    ]
+    assert {s.name for s in SERVICES} == {s.name for s in store.list_feature_services()}
+
+
+def _merchant_rows(city: SmallCity) -> pl.DataFrame:
+    orders = pl.scan_parquet(city.raw_paths()["orders"]).select("merchant_id", "created_at").collect()
+    return orders.rename({"created_at": EVENT_TIMESTAMP}).head(3000)
+
+
+def test_historical_values_equal_the_newest_snapshot_at_or_before_each_row(
+    city: SmallCity, store: FeatureStore
+) -> None:
+    rows = _merchant_rows(city)
+    got = historical(
+        store, "fraud_v1", rows.join(_customers_for(city, rows), on=[EVENT_TIMESTAMP, "merchant_id"])
+    )
+    table = pl.read_parquet(feature_table_path(city.features_dir, "merchant_stats"))
+    expected = (
+        rows.sort(EVENT_TIMESTAMP)
+        .join_asof(
+            table.sort(EVENT_TIMESTAMP).rename({EVENT_TIMESTAMP: "snapshot_at"}),
+            left_on=EVENT_TIMESTAMP,
+            right_on="snapshot_at",
+            by="merchant_id",
+            strategy="backward",
+            tolerance=views.WINDOW_TTL,
+        )
+        .select("merchant_id", EVENT_TIMESTAMP, expected_orders="merchant_orders_28d")
+    )
+    compared = got.join(expected, on=["merchant_id", EVENT_TIMESTAMP])
+    assert compared.height == rows.height
+    assert compared.select((pl.col("merchant_orders_28d").eq_missing(pl.col("expected_orders"))).all()).item()
+    assert compared["merchant_orders_28d"].null_count() < rows.height  # real values came through
+
+
+def _customers_for(city: SmallCity, rows: pl.DataFrame) -> pl.DataFrame:
+    orders = pl.scan_parquet(city.raw_paths()["orders"]).select("merchant_id", "customer_id", "created_at")
+    return (
+        orders.rename({"created_at": EVENT_TIMESTAMP})
+        .collect()
+        .join(rows, on=["merchant_id", EVENT_TIMESTAMP])
+        .unique()
+    )
+
+
+def test_a_value_stamped_after_the_event_never_reaches_its_row(city: SmallCity, tmp_path: object) -> None:
+    """Poison the table with a snapshot one microsecond after each row: it must never be joined."""
+    rows = _merchant_rows(city).sort(EVENT_TIMESTAMP).unique("merchant_id", keep="last", maintain_order=True)
+    table = pl.read_parquet(feature_table_path(city.features_dir, "merchant_stats"))
+    poison = (
+        rows.select(
+            "merchant_id", (pl.col(EVENT_TIMESTAMP) + timedelta(microseconds=1)).alias(EVENT_TIMESTAMP)
+        )
+        .join(table.drop(EVENT_TIMESTAMP).unique("merchant_id"), on="merchant_id")
+        .with_columns(merchant_orders_28d=pl.lit(1e9))
+    )
+    poisoned_dir = city.features_dir.parent / "poisoned"
+    poisoned_dir.mkdir(exist_ok=True)
+    for view in views.BATCH_VIEWS:
+        source = pl.read_parquet(feature_table_path(city.features_dir, view.name))
+        if view.name == "merchant_stats":
+            source = pl.concat([source, poison.select(source.columns)]).unique(
+                ["merchant_id", EVENT_TIMESTAMP]
+            )
+        source.write_parquet(feature_table_path(poisoned_dir, view.name))
+    poisoned = open_store(city.settings, poisoned_dir, online="sqlite")
+    apply_repo(poisoned)
+    got = historical(poisoned, "ranker_v1", rows.with_columns(customer_id=pl.lit("nobody")))
+    assert got.height == rows.height
+    assert got["merchant_orders_28d"].max() < 1e9  # type: ignore[operator]
+    # the poison is real: one microsecond later, it is what retrieval returns
+    later = rows.with_columns(
+        pl.col(EVENT_TIMESTAMP) + timedelta(microseconds=1), customer_id=pl.lit("nobody")
+    )
+    assert (historical(poisoned, "ranker_v1", later)["merchant_orders_28d"] == 1e9).all()
+
+
+def _materialize_and_read(store: FeatureStore, city: SmallCity) -> pl.DataFrame:
+    table = pl.read_parquet(feature_table_path(city.features_dir, "merchant_stats"))
+    end = table[EVENT_TIMESTAMP].max()
+    materialize(store, end=end, start=end - timedelta(days=60))  # type: ignore[operator]
+    merchant = table.filter(pl.col(EVENT_TIMESTAMP) == end)["merchant_id"][0]
+    got = online(store, "fraud_v1", [{"customer_id": "nobody", "merchant_id": merchant}])
+    newest = table.filter(pl.col("merchant_id") == merchant).sort(EVENT_TIMESTAMP)[-1]
+    assert got["merchant_orders_28d"][0] == newest["merchant_orders_28d"][0]
+    return got
+
+
+def test_online_sqlite_serves_the_newest_snapshot(city: SmallCity, store: FeatureStore) -> None:
+    _materialize_and_read(store, city)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("NEARX_TEST_REDIS_URL"), reason="NEARX_TEST_REDIS_URL not set")
+def test_online_redis_serves_the_newest_snapshot(city: SmallCity) -> None:
+    store = open_store(
+        city.settings, city.features_dir, online="redis", online_url=os.environ["NEARX_TEST_REDIS_URL"]
+    )
+    apply_repo(store)
+    _materialize_and_read(store, city)
+
+
+def test_redis_url_becomes_feast_connection_string() -> None:
+    assert redis_connection_string("redis://127.0.0.1:6380/2") == "127.0.0.1:6380,db=2"
+    assert redis_connection_string("rediss://:pw@h/0") == "h:6379,db=0,password=pw,ssl=true"
+    with pytest.raises(ValueError, match="not a redis URL"):
+        redis_connection_string("http://h")
