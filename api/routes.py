@@ -7,12 +7,14 @@ from litestar.types import ControllerRouterHandler
 from api.domains.bookings.routes import BookingController
 from api.domains.catalog.routes import CatalogController, SearchController
 from api.domains.cities.routes import CitiesController
+from api.domains.couriers.routes import CourierAdminController, CourierController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.domains.orders.routes import OrderController
 from api.domains.payments.routes import PaymentIntentController
 from api.domains.profiles.routes import AdminUsersController, MeController
 from api.health import health
+from api.storage.routes import UploadController
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
@@ -27,5 +29,8 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     SearchController,
     OrderController,
     BookingController,
+    UploadController,
     PaymentIntentController,
+    CourierController,
+    CourierAdminController,
 ]
