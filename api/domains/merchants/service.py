@@ -30,6 +30,7 @@ from api.domains.merchants.schemas import (
 )
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from api.security.principal import Principal, Role
+from api.storage.service import require_owned
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.geo import h3_cells
@@ -130,6 +131,7 @@ async def apply(
         cells = h3_cells(body.lat, body.lng, settings.h3_resolutions)
         if 7 not in cells or 9 not in cells:
             raise InvalidInput("the platform needs H3 resolutions 7 and 9 configured")
+        await require_owned(conn, principal.user_id, body.documents, "document")
         merchant_id = new_id()
         await repo.insert_merchant(
             conn,
