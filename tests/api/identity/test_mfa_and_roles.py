@@ -62,6 +62,10 @@ async def test_enrolled_user_needs_totp_at_sign_in(client: Client, settings: Set
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "signed_in"
     assert TokenCodec(settings).verify(done.json()["access_token"]).mfa is True
+    events = [r["event"] for r in await (await conn.execute("SELECT event FROM security_events")).fetchall()]
+    for expected in ("totp.enrolled", "totp.confirmed", "mfa.required"):
+        assert events.count(expected) == 1
+    assert events.count("session.signed_in") == 2  # the enrolling session, then the TOTP sign-in
     # the ticket is single-use
     again = await client.post(
         "/v1/auth/totp/verify", json={"mfa_token": mfa_token, "code": _next_code(authenticator)}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import pytest
-
+from api.domains.notifications.sandbox import read_messages
 from api.security.principal import Role
 from api.security.tokens import TokenCodec
 from nearx.settings import Settings
@@ -173,24 +173,22 @@ async def test_the_rate_window_slides(client: Client, conn: Any) -> None:
     await request_code(client, PHONE)
 
 
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        ({"channel": "sms", "destination": "9801234567"}, 422),  # not international
-        ({"channel": "sms", "destination": "+1234"}, 422),
-        ({"channel": "email", "destination": "not-an-email"}, 422),
-        ({"channel": "fax", "destination": PHONE}, 400),
-        ({"channel": "sms", "destination": 9779801234567}, 400),  # wrong type
-        ({"channel": "sms", "destination": PHONE, "extra": 1}, 400),  # unknown field
-        ({"channel": "sms"}, 400),
-    ],
-)
-async def test_bad_requests_are_problems_and_write_nothing(
-    client: Client, conn: Any, body: dict[str, Any], status: int
-) -> None:
-    response = await client.post("/v1/auth/otp/request", json=body)
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/problem+json")
+BAD_REQUESTS: list[tuple[dict[str, Any], int]] = [
+    ({"channel": "sms", "destination": "9801234567"}, 422),  # not international
+    ({"channel": "sms", "destination": "+1234"}, 422),
+    ({"channel": "email", "destination": "not-an-email"}, 422),
+    ({"channel": "fax", "destination": PHONE}, 400),
+    ({"channel": "sms", "destination": 9779801234567}, 400),  # wrong type
+    ({"channel": "sms", "destination": PHONE, "extra": 1}, 400),  # unknown field
+    ({"channel": "sms"}, 400),
+]
+
+
+async def test_bad_requests_are_problems_and_write_nothing(client: Client, conn: Any) -> None:
+    for body, status in BAD_REQUESTS:
+        response = await client.post("/v1/auth/otp/request", json=body)
+        assert response.status_code == status, body
+        assert response.headers["content-type"].startswith("application/problem+json")
     assert await count(conn, "otp_challenges") == 0
     assert await count(conn, "security_events") == 0
 
@@ -204,22 +202,57 @@ async def test_malformed_json_is_a_400_problem(client: Client, conn: Any) -> Non
     assert await count(conn, "security_events") == 0
 
 
-@pytest.mark.parametrize("code", ["12345", "abcdef", "1234567", 123456])
-async def test_malformed_codes_are_refused_before_spending_an_attempt(
-    client: Client, conn: Any, code: Any
-) -> None:
+async def test_malformed_codes_are_refused_before_spending_an_attempt(client: Client, conn: Any) -> None:
     await request_code(client, PHONE)
-    response = await client.post("/v1/auth/otp/verify", json={"destination": PHONE, "code": code})
-    assert response.status_code == 400
+    for code in ["12345", "abcdef", "1234567", 123456]:
+        response = await client.post("/v1/auth/otp/verify", json={"destination": PHONE, "code": code})
+        assert response.status_code == 400, code
     row = await (await conn.execute("SELECT attempts FROM otp_challenges")).fetchone()
     assert row["attempts"] == 0
 
 
 async def test_sign_in_codes_reach_the_sandbox_outbox(client: Client, settings: Settings) -> None:
     await request_code(client, "ana@example.com")
-    from api.domains.notifications.sandbox import read_messages
-
     [message] = read_messages(settings.sandbox_outbox_path, destination="ana@example.com")
     assert message.channel == "email"
     assert message.template == "otp"
     assert message.params["code"] in message.body
+
+
+async def test_concurrent_guesses_never_exceed_the_attempt_limit(
+    client: Client, settings: Settings, conn: Any
+) -> None:
+    await request_code(client, PHONE)
+    code = last_code(settings, PHONE)
+    guesses = [_wrong(code)] * 12
+    responses = await asyncio.gather(
+        *(client.post("/v1/auth/otp/verify", json={"destination": PHONE, "code": g}) for g in guesses)
+    )
+    assert {r.status_code for r in responses} == {401}
+    row = await (await conn.execute("SELECT attempts FROM otp_challenges")).fetchone()
+    assert row["attempts"] == settings.otp_max_attempts
+    right = await client.post("/v1/auth/otp/verify", json={"destination": PHONE, "code": code})
+    assert right.status_code == 401
+
+
+async def test_concurrent_requests_respect_the_rate_limit(client: Client, conn: Any) -> None:
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/auth/otp/request", json={"channel": "sms", "destination": PHONE})
+            for _ in range(DESTINATION_LIMIT + 4)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [202] * DESTINATION_LIMIT + [429] * 4
+    assert await count(conn, "otp_challenges") == DESTINATION_LIMIT
+
+
+async def test_verify_rejects_bad_destinations_without_writing(client: Client, conn: Any) -> None:
+    for destination, status in [("9801234567", 422), ("+1234", 422), ("nobody@", 422), ("", 400)]:
+        response = await client.post(
+            "/v1/auth/otp/verify", json={"destination": destination, "code": "123456"}
+        )
+        assert response.status_code == status, destination
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert await count(conn, "security_events") == 0
+    assert await count(conn, "users") == 0
