@@ -140,3 +140,15 @@ def test_bad_input_is_caught_and_the_mart_is_kept(
     assert not report.ok
     assert message in " ".join(report.failures + report.failed_checks)
     assert built.scalar("SELECT count(*) || ':' || sum(total_minor) FROM orders") == before
+
+
+def test_docs_describe_every_mart_and_column(built: Built) -> None:
+    import pipelines
+    from pipelines.marts import MARTS
+
+    text = (Path(pipelines.__file__).resolve().parent.parent / "docs" / "marts.md").read_text()
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        for mart in MARTS:
+            assert f"### `{mart.name}`" in text
+            for column, *_ in con.execute(f'DESCRIBE "{mart.name}"').fetchall():
+                assert f"| `{column}` |" in text, f"{mart.name}.{column} is not documented in docs/marts.md"
