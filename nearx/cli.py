@@ -96,6 +96,21 @@ def events_relay(
             asyncio.run(relay_forever(url, settings))
 
 
+@events_app.command("webhooks")
+def events_webhooks() -> None:
+    """Turn new events into merchant webhook deliveries and send them (signed, retried with backoff)."""
+    import asyncio
+
+    from api.domains.events.jobs import webhooks_once
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        outcome = asyncio.run(webhooks_once(url, settings))
+    typer.echo(f"webhooks: {outcome['succeeded']} delivered, {outcome['failed']} failed")
+
+
 bookings_app = typer.Typer(help="Bookings: scheduled sweeps.", no_args_is_help=True)
 app.add_typer(bookings_app, name="bookings")
 
@@ -272,10 +287,9 @@ def sandbox_messages(
         except InvalidInput as exc:
             raise typer.BadParameter(exc.detail, param_hint="--destination") from exc
     messages = read_messages(settings.sandbox_outbox_path, limit=limit, destination=destination)
-    if not messages:
-        typer.echo(f"no messages in {settings.sandbox_outbox_path}")
-        return
     table = Table("sent at (UTC)", "channel", "destination", "template", "message")
     for message in messages:
         table.add_row(message.sent_at, message.channel, message.destination, message.template, message.body)
     Console(width=200).print(table)
+    if not messages:
+        typer.echo(f"no messages in {settings.sandbox_outbox_path}")

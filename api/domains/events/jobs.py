@@ -1,17 +1,22 @@
-"""Entry points for ``nearx events relay``: one drain, or relay until interrupted."""
+"""Entry points for ``nearx events relay`` (one drain, or until interrupted) and ``nearx events webhooks``."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 
+import httpx
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.domains.events import repository as repo
 from api.domains.events.buses import bus_for
+from api.domains.events.consumers import poll_postgres
 from api.domains.events.relay import Relay, run_relay
+from api.domains.events.webhooks import deliver_pending, fan_out
 from nearx.settings import Settings
+
+WEBHOOK_CONSUMER = "webhooks"
 
 
 async def relay_once(url: str, settings: Settings) -> int:
@@ -40,3 +45,16 @@ async def relay_forever(url: str, settings: Settings) -> int:
         stop=stop,
         interval_s=settings.events_relay_interval_s,
     )
+
+
+async def webhooks_once(
+    url: str, settings: Settings, client: httpx.AsyncClient | None = None
+) -> dict[str, int]:
+    """Fan the event stream out to webhook deliveries, then send what is pending."""
+    async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        while await poll_postgres(conn, WEBHOOK_CONSUMER, fan_out):
+            pass
+        if client is not None:
+            return await deliver_pending(conn, client, pepper=settings.pepper)
+        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
+            return await deliver_pending(conn, http, pepper=settings.pepper)
