@@ -255,6 +255,33 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     raise typer.Exit(run_ui(get_settings(), port))
 
 
+identity_app = typer.Typer(help="Identity: housekeeping of sign-in state.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("purge")
+def identity_purge() -> None:
+    """Delete expired one-time codes, second-factor tickets, OIDC flows and dead refresh tokens."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    from api.domains.identity.service import purge_expired
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+
+    async def purge(url: str) -> dict[str, int]:
+        async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            return await purge_expired(conn, settings)
+
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        deleted = asyncio.run(purge(url))
+    typer.echo(", ".join(f"{table}: {count} deleted" for table, count in deleted.items()))
+
+
 sandbox_app = typer.Typer(
     help="Sandbox mode: inspect what the platform would have sent.", no_args_is_help=True
 )

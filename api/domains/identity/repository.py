@@ -533,3 +533,34 @@ async def list_security_events(conn: Connection, user_id: uuid.UUID) -> list[Row
         (user_id,),
     )
     return await cursor.fetchall()
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+
+async def delete_otp_challenges_before(conn: Connection, cutoff: datetime) -> int:
+    cursor = await conn.execute("DELETE FROM otp_challenges WHERE created_at < %s", (cutoff,))
+    return cursor.rowcount
+
+
+async def delete_expired_mfa_challenges(conn: Connection, now: datetime) -> int:
+    cursor = await conn.execute("DELETE FROM mfa_challenges WHERE expires_at < %s", (now,))
+    return cursor.rowcount
+
+
+async def delete_expired_oidc_flows(conn: Connection, now: datetime) -> int:
+    cursor = await conn.execute("DELETE FROM oidc_flows WHERE expires_at < %s", (now,))
+    return cursor.rowcount
+
+
+async def delete_refresh_tokens_of_dead_sessions(conn: Connection, now: datetime) -> int:
+    """Tokens of revoked or expired sessions can never be used; live sessions keep their rotated
+    tokens, which reuse detection needs."""
+    cursor = await conn.execute(
+        """
+        DELETE FROM refresh_tokens t USING auth_sessions s
+        WHERE t.session_id = s.id AND (s.revoked_at IS NOT NULL OR s.expires_at < %s)
+        """,
+        (now,),
+    )
+    return cursor.rowcount

@@ -8,15 +8,17 @@ or needs any secret.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from api.domains.identity import repository
+from api.domains.identity import otp, repository
 from api.domains.identity.audit import RequestContext, SecurityEvent, record
 from api.errors import NotFound
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.outbox import append_event
+from nearx.settings import Settings
 
 
 async def export_identity(conn: Connection, user_id: uuid.UUID) -> dict[str, Any]:
@@ -161,6 +163,24 @@ async def revoke_role(
             if role in PRIVILEGED_ROLES:
                 await revoke_all_sessions(conn, user_id, reason=f"role {role.value} revoked")
     return await list_roles(conn, user_id)
+
+
+async def purge_expired(conn: Connection, settings: Settings) -> dict[str, int]:
+    """Delete sign-in state that can never be used again; returns rows deleted per table.
+
+    One-time codes are kept for the longer of their lifetime and the rate-limit
+    window, because the limits count them. Sessions and the audit trail are kept.
+    """
+    now = utc_now()
+    async with conn.transaction():
+        return {
+            "otp_challenges": await repository.delete_otp_challenges_before(
+                conn, now - max(otp.WINDOW, timedelta(seconds=settings.otp_ttl_s))
+            ),
+            "mfa_challenges": await repository.delete_expired_mfa_challenges(conn, now),
+            "oidc_flows": await repository.delete_expired_oidc_flows(conn, now),
+            "refresh_tokens": await repository.delete_refresh_tokens_of_dead_sessions(conn, now),
+        }
 
 
 def _iso(value: Any) -> str | None:
