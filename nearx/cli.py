@@ -314,9 +314,10 @@ def sandbox_messages(
         except InvalidInput as exc:
             raise typer.BadParameter(exc.detail, param_hint="--destination") from exc
     messages = read_messages(settings.sandbox_outbox_path, limit=limit, destination=destination)
+    if not messages:
+        typer.echo(f"no messages in {settings.sandbox_outbox_path}")
+        return
     table = Table("sent at (UTC)", "channel", "destination", "template", "message")
     for message in messages:
         table.add_row(message.sent_at, message.channel, message.destination, message.template, message.body)
     Console(width=200).print(table)
-    if not messages:
-        typer.echo(f"no messages in {settings.sandbox_outbox_path}")
