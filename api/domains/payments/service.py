@@ -507,6 +507,10 @@ async def finish_refund(conn: Connection, refund_id: uuid.UUID, outcome: RefundO
         return done
 
 
+RECONCILE_GRACE = timedelta(minutes=2)
+"""How long an in-flight provider call may take before reconciliation asks the provider."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
     intents_settled: int
@@ -520,9 +524,14 @@ async def reconcile(
     gateways: Mapping[str, Gateway],
     *,
     now: datetime | None = None,
-    older_than: timedelta = timedelta(0),
+    older_than: timedelta = RECONCILE_GRACE,
 ) -> ReconcileReport:
-    """Settle what timeouts left open by asking each provider, and void expired authorizations."""
+    """Settle what timeouts left open by asking each provider, and void expired authorizations.
+
+    Only operations untouched for ``older_than`` are settled: a younger one may
+    still be waiting for its provider's reply, and asking the provider before
+    its request arrived would wrongly read as "never happened".
+    """
     now = now or utc_now()
     settled = refunds_done = expired = unknown = 0
     for intent_id in await repository.stale_processing(conn, now - older_than):

@@ -77,11 +77,11 @@ async def test_three_d_secure_requires_action_then_authorizes(conn: Connection) 
 async def test_a_timeout_stays_processing_until_reconcile_asks_the_provider(conn: Connection) -> None:
     intent = await _authorized(conn, method="pm_card_timeout")
     assert (intent["status"], intent["last_error"]) == ("processing", "provider_timeout")
-    report = await service.reconcile(conn, gateways(conn))
+    report = await service.reconcile(conn, gateways(conn), older_than=timedelta(0))
     assert report.intents_settled == 1
     assert (await service.get_intent(conn, intent["id"]))["status"] == "requires_capture"
     declined = await _authorized(conn, method="pm_card_timeoutDeclined")
-    await service.reconcile(conn, gateways(conn))
+    await service.reconcile(conn, gateways(conn), older_than=timedelta(0))
     assert (await service.get_intent(conn, declined["id"]))["status"] == "requires_payment_method"
 
 
@@ -90,8 +90,8 @@ async def test_a_capture_timeout_is_settled_by_reconcile_and_posts_once(conn: Co
     stuck = await service.capture(conn, gateways(conn), intent["id"], amount=Money(5_408, "NPR"), actor="t")
     assert stuck["status"] == "processing"
     assert await ledger.balance(conn, CLEARING) == 0
-    await service.reconcile(conn, gateways(conn))
-    await service.reconcile(conn, gateways(conn))
+    await service.reconcile(conn, gateways(conn), older_than=timedelta(0))
+    await service.reconcile(conn, gateways(conn), older_than=timedelta(0))
     assert (await service.get_intent(conn, intent["id"]))["amount_captured"] == 5_408
     assert await ledger.balance(conn, CLEARING) == 5_408
     await assert_ledger_invariants(conn)

@@ -1,0 +1,1 @@
+"""The NEARX wallet: stored value per user and currency, kept in the ledger."""
