@@ -25,6 +25,7 @@ from api.errors import DomainError, domain_error_handler, http_exception_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
 from api.security.tokens import TokenCodec
+from api.strict_body import reject_lax_json
 from nearx.db import create_pool
 from nearx.postgres import database_url
 from nearx.settings import Settings, get_settings
@@ -75,6 +76,7 @@ def create_app(
             )
         ],
         exception_handlers=exception_handlers,
+        before_request=reject_lax_json,
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=False))],
         openapi_config=OpenAPIConfig(
             title="NEARX API",

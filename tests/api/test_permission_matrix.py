@@ -53,7 +53,8 @@ def _operations(app: Litestar) -> Iterator[tuple[str, str, bool]]:
 
 def _operations_of_the_real_app() -> list[tuple[str, str]]:
     app = create_app(load_settings({"NEARX_JWT_KEYS": "matrix:" + "k" * 40}), db_url="postgresql://unused")
-    return [(method, path) for method, path, public in _operations(app) if not public]
+    # sorted: pytest-xdist workers must collect the same ids in the same order
+    return sorted({(method, path) for method, path, public in _operations(app) if not public})
 
 
 PROTECTED = _operations_of_the_real_app()
