@@ -149,6 +149,8 @@ class DispatchContext:
     country: str
     weights: DispatchWeights = DispatchWeights()
     factors: EmissionFactors = field(default_factory=default_factors)
+    excluded: frozenset[tuple[str, str]] = frozenset()
+    """``(order id, courier id)`` pairs never to propose again, e.g. offers the courier declined."""
 
     def kg_per_m(self, modes: Sequence[Mode]) -> FloatArray:
         per_mode = {mode: self.factors.kg_per_km(mode, self.country) / 1000.0 for mode in set(modes)}
@@ -223,9 +225,10 @@ def pair_costs(
 
 
 def _candidate_pairs(
-    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], weights: DispatchWeights
+    orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
 ) -> tuple[IntArray, IntArray]:
     """Nearby couriers with room, per order, from one H3 ring index over the couriers."""
+    weights = context.weights
     if not orders or not couriers:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
@@ -237,6 +240,9 @@ def _candidate_pairs(
             order.pickup[0], order.pickup[1], weights.candidates_per_order, weights.candidate_radius_m
         ).positions
         near = near[capacity[near] >= order.size]
+        if context.excluded:
+            near = np.array([c for c in near.tolist() if (order.id, couriers[c].id) not in context.excluded])
+            near = near.astype(np.int64)
         rows.append(np.full(near.size, row, dtype=np.int64))
         cols.append(near)
     return np.concatenate(rows), np.concatenate(cols)
@@ -245,7 +251,7 @@ def _candidate_pairs(
 def _solve_phase(
     orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
 ) -> tuple[dict[int, int], _Candidates]:
-    rows, cols = _candidate_pairs(orders, couriers, context.weights)
+    rows, cols = _candidate_pairs(orders, couriers, context)
     candidates = pair_costs(orders, couriers, rows, cols, context)
     matched = min_cost_assignment(
         rows, cols, candidates.cost_s, len(orders), len(couriers), context.weights.unassigned_penalty_s
@@ -293,7 +299,13 @@ def greedy_round(
             order.pickup[0], order.pickup[1], len(couriers), context.weights.candidate_radius_m
         )
         chosen = next(
-            (int(c) for c in near.positions.tolist() if not taken[c] and couriers[c].capacity >= order.size),
+            (
+                int(c)
+                for c in near.positions.tolist()
+                if not taken[c]
+                and couriers[c].capacity >= order.size
+                and (order.id, couriers[c].id) not in context.excluded
+            ),
             None,
         )
         if chosen is None:
@@ -465,7 +477,12 @@ def _stack(
     carriers: list[DispatchCourier] = []
     for a, b in _stack_partners(orders, weights):
         for single in (singles[a], singles[b]):
-            if single is not None and by_id[single.courier_id].capacity >= orders[a].size + orders[b].size:
+            if (
+                single is not None
+                and by_id[single.courier_id].capacity >= orders[a].size + orders[b].size
+                and not {(orders[a].id, single.courier_id), (orders[b].id, single.courier_id)}
+                & context.excluded
+            ):
                 firsts.append(a)
                 seconds.append(b)
                 carriers.append(by_id[single.courier_id])

@@ -203,3 +203,13 @@ def test_far_couriers_are_not_candidates() -> None:
     assert plan.assignments == []
     assert plan.unassigned == ["o"]
     assert plan.total_cost_s == DispatchWeights().unassigned_penalty_s
+
+
+def test_excluded_pairs_are_never_proposed() -> None:
+    order = DispatchOrder("o", (27.7050, 85.3050), (27.7150, 85.3150))
+    near = DispatchCourier("near", (27.7051, 85.3051), Mode.E_BIKE)
+    far = DispatchCourier("far", (27.7200, 85.3200), Mode.E_BIKE)
+    context = replace(_context(), excluded=frozenset({("o", "near")}))
+    assert optimal_round([order], [near, far], context).assignments[0].courier_id == "far"
+    assert greedy_round([order], [near, far], context).assignments[0].courier_id == "far"
+    assert optimal_round([order], [near], context).unassigned == ["o"]

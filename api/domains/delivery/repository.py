@@ -1,0 +1,239 @@
+"""All SQL of the delivery context: deliveries, their transitions and the offers made to couriers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from nearx.db import Connection
+
+Row = dict[str, Any]
+
+_DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
+    dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
+    distance_m, kg_co2e, baseline_kg_co2e, created_at, updated_at"""
+_OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
+    offered_at, expires_at, responded_at, reason"""
+
+
+async def city(conn: Connection, city_id: str) -> Row | None:
+    cur = await conn.execute("SELECT id, country, timezone FROM cities WHERE id = %s", (city_id,))
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def orders_needing_delivery(conn: Connection, city_id: str, now: datetime) -> list[Row]:
+    """Merchant orders being prepared (or ready) without a delivery yet, with pickup, drop-off, ready time.
+
+    Pickup is the merchant, drop-off the customer's address; the order is expected
+    ready after the merchant's preparation time (now, once marked ready).
+    """
+    cur = await conn.execute(
+        """
+        SELECT mo.id AS merchant_order_id, mo.city_id, mo.emergency, m.lat AS pickup_lat, m.lng AS pickup_lng,
+               o.delivery_lat AS dropoff_lat, o.delivery_lng AS dropoff_lng,
+               CASE WHEN mo.status = 'ready_for_pickup' THEN %(now)s
+                    ELSE greatest(%(now)s, mo.updated_at + make_interval(mins => m.prep_time_min)) END
+                 AS ready_at
+        FROM merchant_orders mo
+        JOIN merchants m ON m.id = mo.merchant_id
+        JOIN orders o ON o.id = mo.parent_id
+        WHERE mo.city_id = %(city)s AND mo.status IN ('accepted', 'preparing', 'ready_for_pickup')
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.merchant_order_id = mo.id)
+        ORDER BY mo.id
+        FOR UPDATE OF mo SKIP LOCKED
+        """,
+        {"now": now, "city": city_id},
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def insert_delivery(conn: Connection, row: Row) -> Row:
+    cur = await conn.execute(
+        f"""
+        INSERT INTO deliveries (id, merchant_order_id, city_id, emergency, pickup_lat, pickup_lng,
+                                dropoff_lat, dropoff_lng, ready_at)
+        VALUES (%(id)s, %(merchant_order_id)s, %(city_id)s, %(emergency)s, %(pickup_lat)s, %(pickup_lng)s,
+                %(dropoff_lat)s, %(dropoff_lng)s, %(ready_at)s)
+        RETURNING {_DELIVERY_COLUMNS}
+        """,
+        row,
+    )
+    created = await cur.fetchone()
+    assert created is not None
+    return dict(created)
+
+
+async def delivery(conn: Connection, delivery_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    cur = await conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        (delivery_id,),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def pending_deliveries(conn: Connection, city_id: str) -> list[Row]:
+    """The demand of a round; rows another round is working on are skipped, not waited for."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_DELIVERY_COLUMNS} FROM deliveries
+        WHERE city_id = %s AND status = 'pending'
+        ORDER BY emergency DESC, ready_at, id
+        FOR UPDATE SKIP LOCKED
+        """,
+        (city_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def free_couriers(conn: Connection, city_id: str) -> list[Row]:
+    """Online couriers with a position, no delivery in hand and no offer waiting for them."""
+    cur = await conn.execute(
+        """
+        SELECT c.id, c.user_id, c.mode, c.bag_slots, c.idle_since, p.lat, p.lng
+        FROM couriers c JOIN courier_positions p ON p.courier_id = c.id
+        WHERE c.city_id = %s AND c.status = 'approved' AND c.shift = 'online'
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.courier_id = c.id
+                          AND d.status IN ('assigned', 'at_pickup', 'picked_up'))
+          AND NOT EXISTS (SELECT 1 FROM delivery_offers f WHERE f.courier_id = c.id AND f.status = 'pending')
+        ORDER BY c.id
+        FOR UPDATE OF c SKIP LOCKED
+        """,
+        (city_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def refused_pairs(conn: Connection, delivery_ids: list[uuid.UUID]) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT delivery_id, courier_id FROM delivery_offers "
+        "WHERE delivery_id = ANY(%s) AND status IN ('declined', 'expired')",
+        (delivery_ids,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def allowed(conn: Connection, from_status: str, to_status: str, actor: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM delivery_transitions WHERE from_status = %s AND to_status = %s AND actor = %s",
+        (from_status, to_status, actor),
+    )
+    return await cur.fetchone() is not None
+
+
+async def update_delivery(conn: Connection, delivery_id: uuid.UUID, changes: Row, now: datetime) -> Row:
+    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
+    cur = await conn.execute(
+        f"UPDATE deliveries SET {assignments}, updated_at = %(now)s WHERE id = %(id)s "
+        f"RETURNING {_DELIVERY_COLUMNS}",
+        {**changes, "now": now, "id": delivery_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(row)
+
+
+async def add_decline(conn: Connection, delivery_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE deliveries SET declines = declines + 1 WHERE id = %s", (delivery_id,))
+
+
+async def record_transition(conn: Connection, row: Row) -> None:
+    await conn.execute(
+        """
+        INSERT INTO delivery_history
+            (id, delivery_id, city_id, from_status, to_status, actor, actor_id, reason, at)
+        VALUES (%(id)s, %(delivery_id)s, %(city_id)s, %(from_status)s, %(to_status)s, %(actor)s,
+                %(actor_id)s, %(reason)s, %(at)s)
+        """,
+        row,
+    )
+
+
+async def history(conn: Connection, delivery_id: uuid.UUID) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT from_status, to_status, actor, actor_id, reason, at FROM delivery_history "
+        "WHERE delivery_id = %s ORDER BY at, id",
+        (delivery_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def insert_offer(conn: Connection, row: Row) -> None:
+    await conn.execute(
+        """
+        INSERT INTO delivery_offers (id, delivery_id, courier_id, city_id, round_id, bundle_id, cost_s,
+                                     dropoff_eta_s, offered_at, expires_at)
+        VALUES (%(id)s, %(delivery_id)s, %(courier_id)s, %(city_id)s, %(round_id)s, %(bundle_id)s,
+                %(cost_s)s, %(dropoff_eta_s)s, %(offered_at)s, %(expires_at)s)
+        """,
+        row,
+    )
+
+
+async def offer(conn: Connection, offer_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    cur = await conn.execute(
+        f"SELECT {_OFFER_COLUMNS} FROM delivery_offers WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        (offer_id,),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def close_offer(
+    conn: Connection, offer_id: uuid.UUID, status: str, reason: str | None, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE delivery_offers SET status = %s, reason = %s, responded_at = %s WHERE id = %s",
+        (status, reason, now, offer_id),
+    )
+
+
+async def expired_offers(conn: Connection, city_id: str, now: datetime) -> list[Row]:
+    cur = await conn.execute(
+        f"""
+        SELECT {_OFFER_COLUMNS} FROM delivery_offers
+        WHERE city_id = %s AND status = 'pending' AND expires_at <= %s
+        ORDER BY id FOR UPDATE SKIP LOCKED
+        """,
+        (city_id, now),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def offers_of(conn: Connection, courier_id: uuid.UUID, status: str) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {_OFFER_COLUMNS} FROM delivery_offers WHERE courier_id = %s AND status = %s "
+        "ORDER BY offered_at, id",
+        (courier_id, status),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def refusals_since(conn: Connection, courier_id: uuid.UUID, since: datetime) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM delivery_offers "
+        "WHERE courier_id = %s AND status IN ('declined', 'expired') AND offered_at >= %s",
+        (courier_id, since),
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def courier_of_user(conn: Connection, user_id: uuid.UUID) -> Row | None:
+    cur = await conn.execute("SELECT id, city_id, mode FROM couriers WHERE user_id = %s", (user_id,))
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def courier_position(conn: Connection, courier_id: uuid.UUID) -> Row | None:
+    cur = await conn.execute("SELECT lat, lng FROM courier_positions WHERE courier_id = %s", (courier_id,))
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def restart_idle_clock(conn: Connection, courier_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE couriers SET idle_since = %s WHERE id = %s AND shift = 'online'", (now, courier_id)
+    )

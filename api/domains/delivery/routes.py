@@ -1,0 +1,111 @@
+"""HTTP surface of deliveries: couriers see and answer offers and report progress; ops run rounds."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from api.domains.delivery import service
+from api.domains.delivery.schemas import (
+    Advance,
+    Delivery,
+    HistoryEntry,
+    MyOffers,
+    OfferResponse,
+    RoundReport,
+    RoundRequest,
+)
+from api.security.guards import requires_role
+from api.security.principal import Principal, Role
+from nearx.db import Connection
+
+
+class CourierDeliveryController(Controller):
+    path = "/v1/couriers/me"
+    tags = ["delivery"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    guards = [requires_role(Role.COURIER)]  # noqa: RUF012
+
+    @get("/offers", operation_id="couriers_offers", summary="Offers waiting for your answer")
+    async def offers(
+        self, conn: NamedDependency[Connection], principal: NamedDependency[Principal]
+    ) -> MyOffers:
+        return await service.my_offers(conn, principal)
+
+    @post(
+        "/offers/{offer_id:uuid}/accept",
+        operation_id="couriers_accept_offer",
+        summary="Take it",
+        status_code=200,
+    )
+    async def accept(
+        self,
+        offer_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Delivery:
+        return await service.respond(conn, principal, offer_id, accept=True, reason=None)
+
+    @post(
+        "/offers/{offer_id:uuid}/decline",
+        operation_id="couriers_decline_offer",
+        summary="Pass",
+        status_code=200,
+    )
+    async def decline(
+        self,
+        offer_id: FromPath[uuid.UUID],
+        data: JSONBody[OfferResponse],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Delivery:
+        return await service.respond(conn, principal, offer_id, accept=False, reason=data.reason)
+
+    @get("/deliveries/{delivery_id:uuid}", operation_id="couriers_delivery", summary="One of your deliveries")
+    async def get_delivery(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Delivery:
+        return await service.get_for_courier(conn, principal, delivery_id)
+
+    @post(
+        "/deliveries/{delivery_id:uuid}/status",
+        operation_id="couriers_advance_delivery",
+        summary="At pickup, picked up, delivered",
+        status_code=200,
+    )
+    async def advance(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        data: JSONBody[Advance],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Delivery:
+        return await service.advance(conn, principal, delivery_id, data)
+
+
+class DispatchAdminController(Controller):
+    path = "/v1/admin"
+    tags = ["delivery", "admin"]  # noqa: RUF012
+    guards = [requires_role(Role.ADMIN)]  # noqa: RUF012
+
+    @post(
+        "/dispatch/rounds",
+        operation_id="admin_dispatch_round",
+        summary="Run a dispatch round now",
+        status_code=200,
+    )
+    async def run_round(self, data: JSONBody[RoundRequest], conn: NamedDependency[Connection]) -> RoundReport:
+        return await service.run_round(conn, data.city_id)
+
+    @get(
+        "/deliveries/{delivery_id:uuid}/history", operation_id="admin_delivery_history", summary="Transitions"
+    )
+    async def history(
+        self, delivery_id: FromPath[uuid.UUID], conn: NamedDependency[Connection]
+    ) -> list[HistoryEntry]:
+        return await service.history_for_admin(conn, delivery_id)

@@ -1,0 +1,77 @@
+"""Delivery request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from api.schemas import Input, Output
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class RoundRequest(Input):
+    city_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{2,40}$")]
+
+
+class RoundReport(Output):
+    round_id: uuid.UUID
+    opened: int
+    """Deliveries created this round for merchant orders that needed one."""
+    expired: int
+    """Offers that ran out of time and went back to dispatch."""
+    offered: int
+    waiting: int
+    """Pending deliveries no courier could take this round."""
+    total_cost_s: float
+
+
+class Offer(Output):
+    id: uuid.UUID
+    delivery_id: uuid.UUID
+    bundle_id: uuid.UUID | None
+    status: str
+    dropoff_eta_s: float
+    offered_at: datetime
+    expires_at: datetime
+
+
+class MyOffers(Output):
+    pending: list[Offer]
+    refused_last_24h: int
+    """Declined or let expire: tracked, for support and incentives."""
+
+
+class OfferResponse(Input):
+    reason: Reason | None = None
+
+
+class Advance(Input):
+    to: Literal["at_pickup", "picked_up", "delivered"]
+
+
+class Delivery(Output):
+    id: uuid.UUID
+    merchant_order_id: uuid.UUID
+    city_id: str
+    status: str
+    courier_id: uuid.UUID | None
+    emergency: bool
+    declines: int
+    ready_at: datetime
+    mode: str | None
+    distance_m: float | None
+    kg_co2e: float | None
+    baseline_kg_co2e: float | None
+
+
+class HistoryEntry(Output):
+    from_status: str | None
+    to_status: str
+    actor: str
+    actor_id: uuid.UUID | None
+    reason: str | None
+    at: datetime

@@ -1,0 +1,314 @@
+"""Delivery rules: dispatch rounds wired to the database, courier offers, and the delivery state machine.
+
+A round (on demand, or every few seconds from a scheduler) opens deliveries
+for merchant orders being prepared, returns expired offers to the pool, and
+runs the pure solver (:mod:`nearx.dispatch`) on pending deliveries and free
+couriers; each assignment becomes an offer with a deadline. A decline or a
+timeout puts the delivery back for the next round, never again to the same
+courier, and counts against the delivery (and the courier's refusal tally).
+The state machine is data (``delivery_transitions``, with the actor allowed to
+make each move); every move is recorded and emits ``delivery.<verb>``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from api.domains.delivery import repository as repo
+from api.domains.delivery.schemas import Advance, Delivery, HistoryEntry, MyOffers, Offer, RoundReport
+from api.errors import Conflict, InvalidInput, NotFound
+from api.security.principal import Principal
+from nearx.clock import utc_now
+from nearx.db import Connection
+from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, RoutingEta, optimal_round
+from nearx.emissions import delivery_emission
+from nearx.ids import new_id
+from nearx.outbox import append_event
+from nearx.routing import HaversineRouting, Mode
+
+OFFER_TIMEOUT = timedelta(seconds=45)
+"""How long a courier has to accept before the offer returns to dispatch."""
+
+_VERBS = {
+    "pending": "requested",
+    "offered": "offered",
+    "assigned": "assigned",
+    "at_pickup": "arrived_at_pickup",
+    "picked_up": "picked_up",
+    "delivered": "delivered",
+    "cancelled": "cancelled",
+}
+
+
+async def run_round(conn: Connection, city_id: str, *, now: datetime | None = None) -> RoundReport:
+    """One dispatch round for a city, in one transaction (rows other rounds hold are skipped)."""
+    now = now or utc_now()
+    round_id = new_id()
+    async with conn.transaction():
+        city = await repo.city(conn, city_id)
+        if city is None:
+            raise InvalidInput(f"unknown city {city_id!r}")
+        opened = 0
+        for row in await repo.orders_needing_delivery(conn, city_id, now):
+            created = await repo.insert_delivery(conn, {**row, "id": new_id()})
+            await _record(conn, created, None, "pending", "system", None, None, now)
+            opened += 1
+        expired = await _expire_offers(conn, city_id, now)
+        pending = await repo.pending_deliveries(conn, city_id)
+        couriers = await repo.free_couriers(conn, city_id)
+        refused = await repo.refused_pairs(conn, [row["id"] for row in pending])
+        context = DispatchContext(
+            depart_at=now,
+            eta=RoutingEta(HaversineRouting(city_id, city["timezone"])),
+            country=str(city["country"]).strip(),
+            excluded=frozenset((str(r["delivery_id"]), str(r["courier_id"])) for r in refused),
+        )
+        plan = optimal_round(
+            [
+                DispatchOrder(
+                    id=str(row["id"]),
+                    pickup=(row["pickup_lat"], row["pickup_lng"]),
+                    dropoff=(row["dropoff_lat"], row["dropoff_lng"]),
+                    ready_in_s=max(0.0, (row["ready_at"] - now).total_seconds()),
+                    emergency=row["emergency"],
+                    size=row["size"],
+                )
+                for row in pending
+            ],
+            [
+                DispatchCourier(
+                    id=str(row["id"]),
+                    position=(row["lat"], row["lng"]),
+                    mode=Mode(row["mode"]),
+                    capacity=row["bag_slots"],
+                    idle_s=max(0.0, (now - row["idle_since"]).total_seconds()) if row["idle_since"] else 0.0,
+                )
+                for row in couriers
+            ],
+            context,
+        )
+        by_id = {str(row["id"]): row for row in pending}
+        offered = 0
+        for assignment in plan.assignments:
+            bundle_id = new_id() if len(assignment.order_ids) > 1 else None
+            for order_id, eta_s in zip(assignment.order_ids, assignment.dropoff_eta_s, strict=True):
+                delivery = by_id[order_id]
+                await repo.insert_offer(
+                    conn,
+                    {
+                        "id": new_id(),
+                        "delivery_id": delivery["id"],
+                        "courier_id": uuid.UUID(assignment.courier_id),
+                        "city_id": city_id,
+                        "round_id": round_id,
+                        "bundle_id": bundle_id,
+                        "cost_s": assignment.cost_s,
+                        "dropoff_eta_s": eta_s,
+                        "offered_at": now,
+                        "expires_at": now + OFFER_TIMEOUT,
+                    },
+                )
+                await _move(conn, delivery, "offered", "system", None, None, now, {})
+                offered += 1
+    return RoundReport(
+        round_id=round_id,
+        opened=opened,
+        expired=expired,
+        offered=offered,
+        waiting=len(plan.unassigned),
+        total_cost_s=plan.total_cost_s,
+    )
+
+
+async def my_offers(conn: Connection, principal: Principal) -> MyOffers:
+    courier = await _courier(conn, principal)
+    pending = await repo.offers_of(conn, courier["id"], "pending")
+    return MyOffers(
+        pending=[msgspec.convert(row, Offer) for row in pending],
+        refused_last_24h=await repo.refusals_since(conn, courier["id"], utc_now() - timedelta(days=1)),
+    )
+
+
+async def respond(
+    conn: Connection, principal: Principal, offer_id: uuid.UUID, *, accept: bool, reason: str | None
+) -> Delivery:
+    """Accept (the delivery is yours) or decline (it goes back to dispatch, never to you again)."""
+    now = utc_now()
+    async with conn.transaction():
+        courier = await _courier(conn, principal)
+        offer = await repo.offer(conn, offer_id, lock=True)
+        if offer is None or offer["courier_id"] != courier["id"]:
+            raise NotFound("no such offer")
+        if offer["status"] != "pending":
+            raise Conflict(f"this offer is already {offer['status']}")
+        delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
+        assert delivery is not None
+        if offer["expires_at"] <= now:
+            await _refuse(conn, offer, delivery, "expired", "timed out", now)
+            raise Conflict("this offer has expired")
+        if accept:
+            position = await repo.courier_position(conn, courier["id"])
+            await repo.close_offer(conn, offer_id, "accepted", reason, now)
+            changes = {"courier_id": courier["id"]}
+            if position:
+                changes |= {"assigned_from_lat": position["lat"], "assigned_from_lng": position["lng"]}
+            updated = await _move(
+                conn, delivery, "assigned", "courier", principal.user_id, reason, now, changes
+            )
+            return _out(updated)
+        updated = await _refuse(conn, offer, delivery, "declined", reason, now, actor_id=principal.user_id)
+    return _out(updated)
+
+
+async def advance(conn: Connection, principal: Principal, delivery_id: uuid.UUID, body: Advance) -> Delivery:
+    """The courier's progress; only the assigned courier may move it, one allowed step at a time."""
+    now = utc_now()
+    async with conn.transaction():
+        courier = await _courier(conn, principal)
+        delivery = await repo.delivery(conn, delivery_id, lock=True)
+        if delivery is None or delivery["courier_id"] != courier["id"]:
+            raise NotFound("no such delivery among yours")
+        changes: dict[str, Any] = {}
+        if body.to == "delivered":
+            changes = await _emissions(conn, delivery, Mode(courier["mode"]))
+        updated = await _move(conn, delivery, body.to, "courier", principal.user_id, None, now, changes)
+        if body.to == "delivered":
+            await repo.restart_idle_clock(conn, courier["id"], now)
+    return _out(updated)
+
+
+async def get_for_courier(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
+    courier = await _courier(conn, principal)
+    delivery = await repo.delivery(conn, delivery_id)
+    if delivery is None or delivery["courier_id"] != courier["id"]:
+        raise NotFound("no such delivery among yours")
+    return _out(delivery)
+
+
+async def history_for_admin(conn: Connection, delivery_id: uuid.UUID) -> list[HistoryEntry]:
+    if await repo.delivery(conn, delivery_id) is None:
+        raise NotFound("no such delivery")
+    return [msgspec.convert(row, HistoryEntry) for row in await repo.history(conn, delivery_id)]
+
+
+async def _emissions(conn: Connection, delivery: dict[str, Any], mode: Mode) -> dict[str, Any]:
+    """Legs (courier's position at acceptance -> pickup -> drop-off) over the city's road circuity."""
+    city = await repo.city(conn, delivery["city_id"])
+    assert city is not None
+    routing = HaversineRouting(delivery["city_id"], city["timezone"])
+    pickup = (delivery["pickup_lat"], delivery["pickup_lng"])
+    legs = [
+        routing.leg(pickup, (delivery["dropoff_lat"], delivery["dropoff_lng"]), mode, utc_now()).distance_m
+    ]
+    if delivery["assigned_from_lat"] is not None:
+        start = (delivery["assigned_from_lat"], delivery["assigned_from_lng"])
+        legs.insert(0, routing.leg(start, pickup, mode, utc_now()).distance_m)
+    emission = delivery_emission(legs, mode, str(city["country"]).strip())
+    return {
+        "mode": mode.value,
+        "distance_m": emission.distance_m,
+        "kg_co2e": emission.kg_co2e,
+        "baseline_kg_co2e": emission.baseline_kg_co2e,
+    }
+
+
+async def _expire_offers(conn: Connection, city_id: str, now: datetime) -> int:
+    expired = await repo.expired_offers(conn, city_id, now)
+    for offer in expired:
+        delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
+        assert delivery is not None
+        await _refuse(conn, offer, delivery, "expired", "timed out", now)
+    return len(expired)
+
+
+async def _refuse(
+    conn: Connection,
+    offer: dict[str, Any],
+    delivery: dict[str, Any],
+    status: str,
+    reason: str | None,
+    now: datetime,
+    *,
+    actor_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    await repo.close_offer(conn, offer["id"], status, reason, now)
+    await repo.add_decline(conn, delivery["id"])
+    delivery = {**delivery, "declines": delivery["declines"] + 1}
+    return await _move(conn, delivery, "pending", "system", actor_id, f"offer {status}", now, {})
+
+
+async def _move(
+    conn: Connection,
+    delivery: dict[str, Any],
+    to_status: str,
+    actor: str,
+    actor_id: uuid.UUID | None,
+    reason: str | None,
+    now: datetime,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """Refuse a move the table doesn't allow for this actor (409); apply, record, emit."""
+    if not await repo.allowed(conn, delivery["status"], to_status, actor):
+        raise Conflict(f"a delivery cannot go from {delivery['status']} to {to_status}")
+    updated = await repo.update_delivery(conn, delivery["id"], {"status": to_status, **changes}, now)
+    await _record(conn, updated, delivery["status"], to_status, actor, actor_id, reason, now)
+    return updated
+
+
+async def _record(
+    conn: Connection,
+    delivery: dict[str, Any],
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    actor_id: uuid.UUID | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    await repo.record_transition(
+        conn,
+        {
+            "id": new_id(),
+            "delivery_id": delivery["id"],
+            "city_id": delivery["city_id"],
+            "from_status": from_status,
+            "to_status": to_status,
+            "actor": actor,
+            "actor_id": actor_id,
+            "reason": reason,
+            "at": now,
+        },
+    )
+    payload: dict[str, Any] = {
+        "delivery_id": str(delivery["id"]),
+        "merchant_order_id": str(delivery["merchant_order_id"]),
+        "from": from_status,
+        "to": to_status,
+        "courier_id": str(delivery["courier_id"]) if delivery["courier_id"] else None,
+    }
+    if to_status == "delivered":
+        payload |= {key: delivery[key] for key in ("mode", "distance_m", "kg_co2e", "baseline_kg_co2e")}
+    returned = from_status == "offered" and to_status == "pending"  # declined or expired
+    await append_event(
+        conn,
+        event_type=f"delivery.{'returned' if returned else _VERBS[to_status]}",
+        aggregate_type="delivery",
+        aggregate_id=delivery["id"],
+        payload=payload,
+        city_id=delivery["city_id"],
+    )
+
+
+async def _courier(conn: Connection, principal: Principal) -> dict[str, Any]:
+    courier = await repo.courier_of_user(conn, principal.user_id)
+    if courier is None:
+        raise NotFound("you have no courier profile")
+    return courier
+
+
+def _out(row: dict[str, Any]) -> Delivery:
+    return msgspec.convert(row, Delivery)

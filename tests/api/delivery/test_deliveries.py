@@ -1,0 +1,231 @@
+"""Dispatch rounds, offers and the delivery state machine against real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import h3
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.domains.delivery import service
+from api.security.principal import Role
+from nearx.clock import utc_now
+from nearx.ids import new_id
+from tests.api.delivery.conftest import Actor, MakeCourier, MakeUser
+
+Client = AsyncTestClient[Litestar]
+KITCHEN = (27.7100, 85.3200)
+HOME = (27.7000, 85.3300)
+
+
+async def _merchant_order(
+    conn: Any, make_user: MakeUser, *, at: tuple[float, float] = KITCHEN, emergency: bool = False
+) -> Any:
+    """A merchant order ready for pickup, written straight to the marketplace tables."""
+    owner = await make_user(Role.MERCHANT)
+    customer = await make_user(Role.CUSTOMER)
+    merchant_id, order_id, merchant_order_id = new_id(), new_id(), new_id()
+    await conn.execute(
+        "INSERT INTO merchants (id, city_id, kind, category, name, owner_user_id, status, lat, lng, h3_r7, "
+        "h3_r9) VALUES (%s, 'kathmandu', 'merchant', 'pharmacy', 'Shop', %s, 'approved', %s, %s, %s, %s)",
+        (merchant_id, owner.user_id, *at, h3.latlng_to_cell(*at, 7), h3.latlng_to_cell(*at, 9)),
+    )
+    await conn.execute(
+        "INSERT INTO orders (id, customer_id, city_id, currency, delivery_lat, delivery_lng, items_minor, "
+        "delivery_fee_minor, tax_minor, discount_minor, total_minor, emergency, emergency_reason) "
+        "VALUES (%s, %s, 'kathmandu', 'NPR', %s, %s, 1000, 100, 0, 0, 1100, %s, %s)",
+        (order_id, customer.user_id, *HOME, emergency, "insulin" if emergency else None),
+    )
+    await conn.execute(
+        "INSERT INTO merchant_orders (id, parent_id, merchant_id, customer_id, city_id, currency, status, "
+        "items_minor, delivery_fee_minor, tax_minor, discount_minor, total_minor, distance_m, emergency, "
+        "accept_by) VALUES (%s, %s, %s, %s, 'kathmandu', 'NPR', 'ready_for_pickup', 1000, 100, 0, 0, 1100, "
+        "1500, %s, %s)",
+        (
+            merchant_order_id,
+            order_id,
+            merchant_id,
+            customer.user_id,
+            emergency,
+            utc_now() + timedelta(minutes=5),
+        ),
+    )
+    return merchant_order_id
+
+
+async def _at(client: Client, courier: Actor, lat: float, lng: float) -> None:
+    fix = {"at": utc_now().isoformat(), "lat": lat, "lng": lng, "accuracy_m": 5}
+    response = await client.post("/v1/couriers/me/locations", json={"fixes": [fix]}, headers=courier.headers)
+    assert response.status_code == 200, response.text
+
+
+async def _round(client: Client, admin: Actor) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/admin/dispatch/rounds", json={"city_id": "kathmandu"}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _offers(client: Client, courier: Actor) -> dict[str, Any]:
+    response = await client.get("/v1/couriers/me/offers", headers=courier.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_round_offer_accept_and_deliver_records_emissions(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    near, near_body = await make_courier()
+    far, _ = await make_courier()
+    await _at(client, near, 27.7110, 85.3210)
+    await _at(client, far, 27.7400, 85.3500)
+    await _merchant_order(conn, make_user)
+
+    report = await _round(client, admin)
+    assert (report["opened"], report["offered"], report["waiting"]) == (1, 1, 0)
+    assert (await _offers(client, far))["pending"] == []
+    offer = (await _offers(client, near))["pending"][0]
+    assigned = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=near.headers)
+    assert assigned.status_code == 200, assigned.text
+    delivery = assigned.json()
+    assert (delivery["status"], delivery["courier_id"]) == ("assigned", near_body["id"])
+
+    path = f"/v1/couriers/me/deliveries/{delivery['id']}/status"
+    skipped = await client.post(path, json={"to": "delivered"}, headers=near.headers)
+    assert skipped.status_code == 409
+    for step in ("at_pickup", "picked_up", "delivered"):
+        moved = await client.post(path, json={"to": step}, headers=near.headers)
+        assert moved.status_code == 200, moved.text
+    done = moved.json()
+    assert done["mode"] == "ev_scooter"
+    assert done["distance_m"] > 1_000
+    # Nepal's hydro grid: the e-scooter emits a tiny fraction of a petrol car on the same legs
+    assert 0 < done["kg_co2e"] < done["baseline_kg_co2e"] / 50
+    history = await client.get(f"/v1/admin/deliveries/{delivery['id']}/history", headers=admin.headers)
+    assert [h["to_status"] for h in history.json()] == [
+        "pending",
+        "offered",
+        "assigned",
+        "at_pickup",
+        "picked_up",
+        "delivered",
+    ]
+    events = await conn.execute(
+        "SELECT event_type, payload FROM outbox WHERE aggregate_id = %s ORDER BY position", (delivery["id"],)
+    )
+    rows = await events.fetchall()
+    assert rows[-1]["event_type"] == "delivery.delivered"
+    assert rows[-1]["payload"]["kg_co2e"] == done["kg_co2e"]
+    # free again: the next round may offer this courier work
+    assert (
+        await conn.execute("SELECT idle_since FROM couriers WHERE id = %s", (near_body["id"],))
+    ).rowcount == 1
+
+
+async def test_decline_returns_the_delivery_and_never_reoffers_to_the_same_courier(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    near, near_body = await make_courier()
+    far, far_body = await make_courier()
+    await _at(client, near, 27.7105, 85.3205)
+    await _at(client, far, 27.7300, 85.3400)
+    await _merchant_order(conn, make_user)
+    await _round(client, admin)
+    offer = (await _offers(client, near))["pending"][0]
+    declined = await client.post(
+        f"/v1/couriers/me/offers/{offer['id']}/decline", json={"reason": "flat tyre"}, headers=near.headers
+    )
+    assert declined.status_code == 200, declined.text
+    assert (declined.json()["status"], declined.json()["declines"]) == ("pending", 1)
+    assert (await _offers(client, near))["refused_last_24h"] == 1
+    again = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=near.headers)
+    assert again.status_code == 409
+
+    report = await _round(client, admin)
+    assert report["offered"] == 1
+    assert (await _offers(client, near))["pending"] == []
+    assert len((await _offers(client, far))["pending"]) == 1
+    # with the other courier declining too, nobody is left: the delivery waits
+    second = (await _offers(client, far))["pending"][0]
+    await client.post(f"/v1/couriers/me/offers/{second['id']}/decline", json={}, headers=far.headers)
+    assert (await _round(client, admin))["waiting"] == 1
+    assert far_body["id"] != near_body["id"]
+
+
+async def test_unanswered_offers_expire_into_the_next_round(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    slow, _ = await make_courier()
+    other, _ = await make_courier()
+    await _at(client, slow, 27.7101, 85.3201)
+    await _at(client, other, 27.7200, 85.3300)
+    await _merchant_order(conn, make_user)
+    first = await service.run_round(conn, "kathmandu")
+    assert first.offered == 1
+    later = await service.run_round(conn, "kathmandu", now=utc_now() + timedelta(minutes=2))
+    assert (later.expired, later.offered) == (1, 1)
+    assert (await _offers(client, slow))["refused_last_24h"] == 1
+    assert len((await _offers(client, other))["pending"]) == 1
+
+
+async def test_emergency_order_gets_the_only_courier(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, _ = await make_courier()
+    await _at(client, courier, *KITCHEN)
+    await _merchant_order(conn, make_user, at=(27.7101, 85.3201))
+    urgent = await _merchant_order(conn, make_user, at=(27.7300, 85.3400), emergency=True)
+    report = await _round(client, admin)
+    assert (report["offered"], report["waiting"]) == (1, 1)
+    offer = (await _offers(client, courier))["pending"][0]
+    delivery = await conn.execute(
+        "SELECT merchant_order_id FROM deliveries WHERE id = %s", (offer["delivery_id"],)
+    )
+    assert (await delivery.fetchone())["merchant_order_id"] == urgent
+
+
+async def test_couriers_cannot_act_on_each_others_work(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    owner, _ = await make_courier()
+    intruder, _ = await make_courier(online=False)
+    await _at(client, owner, 27.7101, 85.3201)
+    await _merchant_order(conn, make_user)
+    await _round(client, admin)
+    offer = (await _offers(client, owner))["pending"][0]
+    assert (
+        await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=intruder.headers)
+    ).status_code == 404
+    accepted = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=owner.headers)
+    delivery_id = accepted.json()["id"]
+    before = await (
+        await conn.execute("SELECT status, updated_at FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    stolen = await client.post(
+        f"/v1/couriers/me/deliveries/{delivery_id}/status", json={"to": "at_pickup"}, headers=intruder.headers
+    )
+    assert stolen.status_code == 404
+    assert (
+        await client.get(f"/v1/couriers/me/deliveries/{delivery_id}", headers=intruder.headers)
+    ).status_code == 404
+    bad = await client.post(
+        f"/v1/couriers/me/deliveries/{delivery_id}/status", json={"to": "teleported"}, headers=owner.headers
+    )
+    assert bad.status_code == 400
+    after = await (
+        await conn.execute("SELECT status, updated_at FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert after == before
+    customer = await make_user(Role.CUSTOMER)
+    assert (await client.get("/v1/couriers/me/offers", headers=customer.headers)).status_code == 403
+    assert (
+        await client.post(
+            "/v1/admin/dispatch/rounds", json={"city_id": "kathmandu"}, headers=customer.headers
+        )
+    ).status_code == 403
+    assert (
+        await client.post("/v1/admin/dispatch/rounds", json={"city_id": "atlantis"}, headers=admin.headers)
+    ).status_code == 422
