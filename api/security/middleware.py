@@ -1,7 +1,8 @@
 """Bearer-token authentication: sets ``request.user`` to a :class:`Principal`.
 
 Public routes (health, schema, sign-in) opt out with ``opt={"public": True}``
-or sit under an excluded path; every other route needs a valid token.
+or sit under an excluded path; every other route needs a valid token whose
+session has not been revoked (logout, refresh-token reuse, account deletion).
 """
 
 from __future__ import annotations
