@@ -61,12 +61,14 @@ def run(settings: Settings, spec: SimulationSpec, fresh: bool, console: Console)
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     defs = build_definitions(settings, seed=spec.seed, orders_per_day=spec.orders_per_day)
     with dg.DagsterInstance.get() as instance:
-        report = run_pipeline(defs, spec, instance)
+        report = run_pipeline(defs, spec, instance, progress=True)
     console.print(f"{report.runs} Dagster run(s); warehouse: {settings.home / 'warehouse.duckdb'}")
     for line in report.failures:
         console.print(f"[red]failed[/red] {line}")
     for line in report.failed_checks:
-        console.print(f"[yellow]check[/yellow] {line}")
+        console.print(f"[red]check failed[/red] {line}")
+    for line in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {line}")
     return report.ok
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import dagster as dg
+from tqdm import tqdm
 
 from pipelines.partitions import city_day_key
 from pipelines.simulation.run import SimulationSpec
@@ -20,6 +21,9 @@ class PipelineReport:
     runs: int = 0
     failures: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    """Blocking (ERROR) checks that failed: the mart was kept and downstream skipped."""
+    warnings: list[str] = field(default_factory=list)
+    """Non-blocking (WARN) checks that failed: worth a look, nothing was stopped."""
 
     @property
     def ok(self) -> bool:
@@ -33,19 +37,24 @@ def execute(
     report: PipelineReport,
     partition_key: str | None = None,
     asset_selection: list[dg.AssetKey] | None = None,
+    log_level: str = "WARNING",
 ) -> None:
     """Run ``job`` (or the ``asset_selection`` subset of it) and record failures and failed checks."""
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False, asset_selection=asset_selection
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        asset_selection=asset_selection,
     )
     report.runs += 1
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             message = evaluation.metadata.get("message")
             text = message.value if message is not None else ""
-            report.failed_checks.append(
-                f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {text}"
-            )
+            line = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {text}"
+            blocking = evaluation.severity == dg.AssetCheckSeverity.ERROR
+            (report.failed_checks if blocking else report.warnings).append(line)
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data is not None:
@@ -58,15 +67,25 @@ def execute(
 
 
 def run_pipeline(
-    defs: dg.Definitions, spec: SimulationSpec, instance: dg.DagsterInstance, simulate: bool = True
+    defs: dg.Definitions,
+    spec: SimulationSpec,
+    instance: dg.DagsterInstance,
+    simulate: bool = True,
+    progress: bool = False,
 ) -> PipelineReport:
     """Simulate ``spec`` through the partitioned assets, then refresh extracts, staging and marts."""
     report = PipelineReport()
-    if simulate:
-        for city_id in spec.cities:
-            execute(defs, "simulate_entities", instance, report, city_id)
-            for day in spec.day_list:
-                execute(defs, "simulate_day", instance, report, str(city_day_key(city_id, day)))
-    if not report.failures:
-        execute(defs, "refresh", instance, report, None)
+    steps = len(spec.cities) * (spec.days + 1) if simulate else 0
+    with tqdm(total=steps + 1, desc="materialising", unit="run", disable=not progress) as bar:
+        if simulate:
+            for city_id in spec.cities:
+                execute(defs, "simulate_entities", instance, report, city_id)
+                bar.update(1)
+                for day in spec.day_list:
+                    execute(defs, "simulate_day", instance, report, str(city_day_key(city_id, day)))
+                    bar.update(1)
+        if not report.failures:
+            bar.set_postfix(stage="staging and marts")
+            execute(defs, "refresh", instance, report, None)
+        bar.update(1)
     return report

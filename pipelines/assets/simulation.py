@@ -1,5 +1,6 @@
 """Source assets: the simulator's entity tables per city, and its day tables per (city, day)."""
 
+import warnings
 from collections.abc import Iterator
 from datetime import date
 
@@ -14,6 +15,11 @@ from pipelines.simulation.run import city_entities, write_day, write_entities
 
 def raw_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["lake", "raw", table])
+
+
+with warnings.catch_warnings():  # beta since 1.6 and the documented way to map city x day onto city
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_CITY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="city")
 
 
 @dg.multi_asset(
@@ -42,9 +48,7 @@ def simulated_entities(
             deps=[
                 dg.AssetDep(
                     raw_key(entity),
-                    partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                        partition_dimension_name="city"
-                    ),
+                    partition_mapping=BY_CITY,
                 )
                 for entity in ENTITY_TABLES
             ],

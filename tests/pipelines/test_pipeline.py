@@ -78,6 +78,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, template_
 def test_whole_graph_materialises_with_every_check_passing(built: Built) -> None:
     assert built.report.failures == []
     assert built.report.failed_checks == []
+    assert built.report.warnings == []
     assert built.report.runs == 2 + 4 + 1  # entities per city, one run per city-day, one refresh
 
 
