@@ -235,11 +235,14 @@ def _candidate_pairs(
     capacity = np.array([c.capacity for c in couriers])
     rows: list[IntArray] = []
     cols: list[IntArray] = []
-    for row, order in enumerate(orders):
-        near = index.nearest(
-            order.pickup[0], order.pickup[1], weights.candidates_per_order, weights.candidate_radius_m
-        ).positions
-        near = near[capacity[near] >= order.size]
+    answers = index.nearest_many(
+        [o.pickup[0] for o in orders],
+        [o.pickup[1] for o in orders],
+        weights.candidates_per_order,
+        weights.candidate_radius_m,
+    )
+    for row, (order, answer) in enumerate(zip(orders, answers, strict=True)):
+        near = answer.positions[capacity[answer.positions] >= order.size]
         if context.excluded:
             near = np.array([c for c in near.tolist() if (order.id, couriers[c].id) not in context.excluded])
             near = near.astype(np.int64)

@@ -181,7 +181,8 @@ class ProximityIndex:
         query = _unit_vector(lat, lng)
         radius_c2 = m_to_chord2(radius_m)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
-        res, k = self._plan(finest, n, radius_m)
+        plan_res, plan_rings = self._plans(np.array([finest], dtype=np.uint64), n, radius_m)
+        res, k = int(plan_res[0]), int(plan_rings[0])
         origin = h3i.cell_to_parent(finest, res)
         positions = self._positions_in(_disk(origin, k), res)
         chord2 = _chord2(self._xyz.take(positions, axis=0), query)
@@ -201,27 +202,111 @@ class ProximityIndex:
             chord2 = np.concatenate((chord2, more_c2[within]))
         return _top_n(positions, chord2, n, self._order, self._ids)
 
-    def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
-        """Resolution and first disk size; a speed heuristic only (exactness never depends on it).
+    def nearest_many(
+        self, lats: npt.ArrayLike, lngs: npt.ArrayLike, n: int, radius_m: float
+    ) -> list[Neighbours]:
+        """:meth:`nearest` for many query points at once (e.g. a dispatch round's pickups).
 
-        Counts the points in every ancestor of the query's finest cell (one
-        binary search) and takes the finest ancestor holding at least ``n``: its
-        n-th point lies within about one edge length, which a 3-ring disk one
-        resolution finer usually covers in a single pass. Local counts, not a
-        city-wide density, so dense hubs and empty suburbs both stay cheap. When
-        the query's surroundings are sparse for ``R``, cover ``R`` directly instead.
+        The same answers, faster: every query's first pass (plan, disk, exact
+        distances, ring bound, stopping test) runs as a few vectorised steps over
+        all queries; the rare query that the first disk does not settle continues
+        alone through :meth:`nearest`.
         """
-        cell = np.uint64(finest)
-        first = cell & _ANCESTOR_KEEP
-        ends = np.concatenate((first - _ONE, first | _ANCESTOR_SIXES))
-        bounds = np.searchsorted(self._cells, ends, "right")
-        dense = np.flatnonzero(bounds[_ANCESTORS:] - bounds[:_ANCESTORS] >= n)
+        lat_arr = np.asarray(lats, dtype=np.float64).reshape(-1)
+        lng_arr = np.asarray(lngs, dtype=np.float64).reshape(-1)
+        points = list(zip(lat_arr.tolist(), lng_arr.tolist(), strict=True))
+        for lat, lng in points:
+            _validate_query(lat, lng, n, radius_m)
+        if n == 0 or not len(self) or not points:
+            return [self.nearest(lat, lng, n, radius_m) for lat, lng in points]
+        queries = np.array([_unit_tuple(lat, lng) for lat, lng in points], dtype=np.float64)
+        finest = np.array(
+            [h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION) for lat, lng in points], dtype=np.uint64
+        )
+        plan_res, plan_rings = self._plans(finest, n, radius_m)
+        origins = [
+            h3i.cell_to_parent(cell, res)
+            for cell, res in zip(finest.tolist(), plan_res.tolist(), strict=True)
+        ]
+        # exact distances to the points of every query's first disk
+        disks = [_disk(origin, k) for origin, k in zip(origins, plan_rings.tolist(), strict=True)]
+        cells = np.concatenate(disks)
+        cell_query = np.repeat(np.arange(len(points)), [disk.size for disk in disks])
+        cell_res = plan_res[cell_query]
+        lo = np.empty(cells.size, dtype=np.int64)
+        hi = np.empty(cells.size, dtype=np.int64)
+        for res in np.unique(plan_res).tolist():
+            at = cell_res == res
+            lo[at], hi[at] = self._range_of(cells[at], res)
+        lengths = hi - lo
+        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+            lo - (np.cumsum(lengths) - lengths), lengths
+        )
+        owner = np.repeat(cell_query, lengths)
+        chord2 = _chord2(self._xyz.take(positions, axis=0), queries[owner])
+        within = chord2 <= m_to_chord2(radius_m)
+        positions, owner, chord2 = positions[within], owner[within], chord2[within]
+        # every query's lower bound on unseen points, from the ring just outside its disk
+        rings = [
+            _ring_geometry(origin, k + 1) for origin, k in zip(origins, plan_rings.tolist(), strict=True)
+        ]
+        centres = np.concatenate([ring[0] for ring in rings])
+        radii = np.concatenate([ring[1] for ring in rings])
+        ring_sizes = np.array([ring[1].size for ring in rings])
+        ring_owner = np.repeat(np.arange(len(points)), ring_sizes)
+        gaps = chord2_to_m(_chord2(centres.copy(), queries[ring_owner])) - radii
+        unseen_at_least = np.minimum.reduceat(gaps, np.cumsum(ring_sizes) - ring_sizes) - _BOUND_MARGIN_M
+        threshold = np.where(
+            unseen_at_least > 0,
+            (2.0 * np.sin(np.maximum(unseen_at_least, 0) / EARTH_RADIUS_M * 0.5)) ** 2,
+            -1.0,
+        )
+        sure = np.bincount(owner[chord2 < threshold[owner]], minlength=len(points))
+        settled = (unseen_at_least > radius_m) | (sure >= n)
+        # top n of each settled query, ordered by (query, distance, input position)
+        input_positions = self._order[positions]
+        order = np.lexsort((input_positions, chord2, owner))
+        owner, chord2, positions = owner[order], chord2[order], positions[order]
+        starts = np.searchsorted(owner, np.arange(len(points) + 1))
+        answers = []
+        for i, (lat, lng) in enumerate(points):
+            if not settled[i]:
+                answers.append(self.nearest(lat, lng, n, radius_m))
+                continue
+            take = slice(starts[i], min(starts[i] + n, starts[i + 1]))
+            answers.append(
+                Neighbours(
+                    positions=self._order[positions[take]],
+                    ids=self._ids[positions[take]],
+                    distances_m=chord2_to_m(chord2[take]),
+                )
+            )
+        return answers
+
+    def _plans(self, finest: npt.NDArray[np.uint64], n: int, radius_m: float) -> tuple[IntArray, IntArray]:
+        """Resolution and first disk size per query; a speed heuristic only (exactness never depends on it).
+
+        Counts the points in every ancestor of each query's finest cell (one
+        binary search for all) and takes the finest ancestor holding at least
+        ``n``: its n-th point lies within about one edge length, which a 3-ring
+        disk one resolution finer usually covers in a single pass. Local counts,
+        not a city-wide density, so dense hubs and empty suburbs both stay cheap.
+        When a query's surroundings are sparse for ``R``, cover ``R`` directly instead.
+        """
+        first = finest[:, None] & _ANCESTOR_KEEP[None, :]
+        lo = np.searchsorted(self._cells, (first - _ONE).ravel(), "right").reshape(first.shape)
+        hi = np.searchsorted(self._cells, (first | _ANCESTOR_SIXES[None, :]).ravel(), "right").reshape(
+            first.shape
+        )
+        finest_dense = (
+            COARSEST_RESOLUTION - 1 + np.count_nonzero(hi - lo >= n, axis=1)
+        )  # counts shrink as res grows
         resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
         covering = next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
-        res = COARSEST_RESOLUTION + int(dense[-1]) if dense.size else -1
-        if res < covering:
-            return covering, RINGS_TO_COVER_RADIUS
-        return (res + 1, 3) if res < FINEST_RESOLUTION else (res, 2)
+        sparse = finest_dense < covering
+        res = np.where(sparse, covering, np.minimum(finest_dense + 1, FINEST_RESOLUTION))
+        rings = np.where(sparse, RINGS_TO_COVER_RADIUS, np.where(finest_dense < FINEST_RESOLUTION, 3, 2))
+        return res.astype(np.int64), rings.astype(np.int64)
 
     def _range_of(self, cells: npt.NDArray[np.uint64], res: int) -> tuple[IntArray, IntArray]:
         """Slices of the sorted array holding the descendants of ``cells`` (all at resolution ``res``).

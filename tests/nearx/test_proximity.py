@@ -71,6 +71,22 @@ def _distances(
     return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)), dtype=np.float64)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 3000),
+    clustered=st.booleans(),
+    n=st.integers(0, 60),
+    radius_m=st.sampled_from([1.0, 25.0, 150.0, 800.0, 3000.0, 15000.0, MAX_RADIUS_M]),
+    query=st.tuples(st.floats(27.55, 27.85), st.floats(85.15, 85.57)),
+)
+def test_same_answer_as_brute_force(
+    seed: int, size: int, clustered: bool, n: int, radius_m: float, query: tuple[float, float]
+) -> None:
+    lats, lngs = (_clustered if clustered else _uniform)(seed, size)
+    assert_exact(ProximityIndex(lats, lngs), lats, lngs, query, n, radius_m)
+
+
 class _FixedPlan(ProximityIndex):
     """An index forced to start from a given resolution and disk: the plan is a speed heuristic only."""
 
@@ -78,8 +94,10 @@ class _FixedPlan(ProximityIndex):
         super().__init__(lats, lngs)
         self._fixed = (res, rings)
 
-    def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
-        return self._fixed
+    def _plans(
+        self, finest: npt.NDArray[np.uint64], n: int, radius_m: float
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return np.full(finest.size, self._fixed[0]), np.full(finest.size, self._fixed[1])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,8 +122,38 @@ def test_exact_whatever_the_starting_resolution_and_disk(
     assume(rings_to_cover < 25)  # keeps the example fast; coverage by many rings is still exercised
     lats, lngs = (_clustered if clustered else _uniform)(seed, size)
     index = _FixedPlan(lats, lngs, res, rings)
-    for query in np.random.default_rng(seed).uniform((27.58, 85.18), (27.82, 85.54), (12, 2)):
+    queries = np.random.default_rng(seed).uniform((27.58, 85.18), (27.82, 85.54), (12, 2))
+    for query in queries:
         assert_exact(index, lats, lngs, (float(query[0]), float(query[1])), n, radius_m)
+    _same_as_one_by_one(index, queries, n, radius_m)
+
+
+def _same_as_one_by_one(
+    index: ProximityIndex, queries: npt.NDArray[np.float64], n: int, radius_m: float
+) -> None:
+    batch = index.nearest_many(queries[:, 0], queries[:, 1], n, radius_m)
+    assert len(batch) == len(queries)
+    for (lat, lng), got in zip(queries.tolist(), batch, strict=True):
+        alone = index.nearest(lat, lng, n, radius_m)
+        np.testing.assert_array_equal(got.positions, alone.positions)
+        np.testing.assert_array_equal(got.ids, alone.ids)
+        np.testing.assert_array_equal(got.distances_m, alone.distances_m)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(0, 3000),
+    clustered=st.booleans(),
+    n=st.integers(0, 40),
+    radius_m=st.sampled_from([30.0, 500.0, 4000.0, 20000.0]),
+)
+def test_batch_queries_answer_like_single_ones(
+    seed: int, size: int, clustered: bool, n: int, radius_m: float
+) -> None:
+    lats, lngs = (_clustered if clustered else _uniform)(seed, size)
+    queries = np.random.default_rng(seed + 1).uniform((27.58, 85.18), (27.82, 85.54), (25, 2))
+    _same_as_one_by_one(ProximityIndex(lats, lngs), queries, n, radius_m)
 
 
 def test_distances_are_haversine_metres_nearest_first() -> None:
