@@ -32,6 +32,7 @@ from api.domains.payments.gateways.base import (
     GatewayTimeout,
     RefundOutcome,
     RefundState,
+    WebhookEvent,
 )
 from api.domains.payments.settlement import RefundBearer, SettlementLeg, refund_reversal
 from api.domains.payments.states import RANK, TERMINAL, IntentStatus, can_transition
@@ -507,6 +508,28 @@ async def finish_refund(conn: Connection, refund_id: uuid.UUID, outcome: RefundO
         return done
 
 
+WebhookResult = Literal["duplicate", "unknown_intent", "ignored", "applied", "stale"]
+
+
+async def handle_webhook(
+    conn: Connection, gateways: Mapping[str, Gateway], provider: str, event: WebhookEvent
+) -> WebhookResult:
+    """Apply a verified provider event once: replays are deduplicated by event id, and a late
+    event never moves an intent backwards (see :func:`apply_outcome`)."""
+    async with conn.transaction():
+        if not await repository.remember_webhook(conn, provider, event.event_id, event.event_type):
+            return "duplicate"
+        row = await repository.find_by_provider_ref(conn, provider, event.provider_ref)
+        if row is None:
+            return "unknown_intent"
+        if event.outcome is None:
+            return "ignored"
+        after = await apply_outcome(
+            conn, gateways, row["id"], event.outcome, source="webhook", actor=f"webhook:{provider}"
+        )
+        return "applied" if after["status"] != row["status"] else "stale"
+
+
 RECONCILE_GRACE = timedelta(minutes=2)
 """How long an in-flight provider call may take before reconciliation asks the provider."""
 
@@ -537,8 +560,10 @@ async def reconcile(
     for intent_id in await repository.stale_processing(conn, now - older_than):
         row = await _intent(conn, intent_id)
         try:
-            outcome = await gateway_for(gateways, row["provider"]).retrieve(intent_id, row["provider_ref"])
-        except GatewayTimeout:
+            outcome = await gateway_for(gateways, row["provider"]).retrieve(
+                intent_id, row["provider_ref"], Money(row["amount_minor"], row["currency"])
+            )
+        except (GatewayTimeout, GatewayError):
             unknown += 1
             continue
         after = await apply_outcome(conn, gateways, intent_id, outcome, source="reconcile", actor="reconcile")
@@ -551,8 +576,10 @@ async def reconcile(
         assert refund_row is not None
         row = await _intent(conn, refund_row["intent_id"])
         try:
-            answer = await gateway_for(gateways, row["provider"]).retrieve_refund(f"refund:{refund_id}")
-        except GatewayTimeout:
+            answer = await gateway_for(gateways, row["provider"]).retrieve_refund(
+                f"refund:{refund_id}", row["provider_ref"], Money(refund_row["amount_minor"], row["currency"])
+            )
+        except (GatewayTimeout, GatewayError):
             unknown += 1
             continue
         done = await finish_refund(conn, refund_id, answer, actor="reconcile")

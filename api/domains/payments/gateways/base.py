@@ -72,6 +72,17 @@ class RefundOutcome:
     failure_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified provider notification: its id (for dedupe) and what it says about a charge."""
+
+    event_id: str
+    event_type: str
+    provider_ref: str
+    outcome: ChargeOutcome | None
+    """None for event types that do not change a charge."""
+
+
 class Gateway(Protocol):
     """A payment provider. Every call carries an idempotency key so a retry never charges twice."""
 
@@ -87,6 +98,10 @@ class Gateway(Protocol):
 
     async def refund(self, provider_ref: str, amount: Money, *, idempotency_key: str) -> RefundOutcome: ...
 
-    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None) -> ChargeOutcome: ...
+    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None, amount: Money) -> ChargeOutcome:
+        """The provider's current truth about a charge (for reconciliation and redirect returns)."""
+        ...
 
-    async def retrieve_refund(self, refund_key: str) -> RefundOutcome: ...
+    async def retrieve_refund(self, refund_key: str, provider_ref: str, amount: Money) -> RefundOutcome:
+        """The provider's truth about the refund requested with ``refund_key``."""
+        ...

@@ -142,11 +142,11 @@ class SandboxGateway:
             raise GatewayTimeout("sandbox: no reply to refund")
         return RefundOutcome(RefundState.SUCCEEDED, f"re_{idempotency_key}")
 
-    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None) -> ChargeOutcome:
+    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None, amount: Money) -> ChargeOutcome:
         row = await sandbox_repo.charge(self._conn, intent_id)
         return ChargeOutcome(ChargeState.NOT_FOUND) if row is None else _outcome(row)
 
-    async def retrieve_refund(self, refund_key: str) -> RefundOutcome:
+    async def retrieve_refund(self, refund_key: str, provider_ref: str, amount: Money) -> RefundOutcome:
         done = await sandbox_repo.refund(self._conn, refund_key)
         if done is None:
             return RefundOutcome(RefundState.FAILED, failure_reason="not_found")

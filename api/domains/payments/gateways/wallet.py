@@ -97,12 +97,12 @@ class WalletGateway:
         """Nothing to do outside the ledger: the payment service credits the wallet back."""
         return RefundOutcome(RefundState.SUCCEEDED, f"wre_{idempotency_key}")
 
-    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None) -> ChargeOutcome:
+    async def retrieve(self, intent_id: uuid.UUID, provider_ref: str | None, amount: Money) -> ChargeOutcome:
         if await ledger_repo.entry_exists(self._conn, f"wallet.release:{intent_id}"):
             return ChargeOutcome(ChargeState.CANCELED, _ref(intent_id))
         if await ledger_repo.entry_exists(self._conn, f"wallet.hold:{intent_id}"):
             return ChargeOutcome(ChargeState.AUTHORIZED, _ref(intent_id))
         return ChargeOutcome(ChargeState.NOT_FOUND)
 
-    async def retrieve_refund(self, refund_key: str) -> RefundOutcome:
+    async def retrieve_refund(self, refund_key: str, provider_ref: str, amount: Money) -> RefundOutcome:
         return RefundOutcome(RefundState.SUCCEEDED, f"wre_{refund_key}")
