@@ -42,6 +42,8 @@ INSERT INTO delivery_transitions VALUES
     ('assigned', 'at_pickup', 'courier'),
     ('at_pickup', 'picked_up', 'courier'),
     ('picked_up', 'delivered', 'courier'),
+    ('assigned', 'pending', 'system'),         -- rerouting: the courier went offline or stalled
+    ('at_pickup', 'pending', 'system'),
     ('pending', 'cancelled', 'admin'), ('offered', 'cancelled', 'admin'),
     ('assigned', 'cancelled', 'admin'), ('at_pickup', 'cancelled', 'admin');
 

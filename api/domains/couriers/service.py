@@ -27,6 +27,7 @@ from api.domains.couriers.schemas import (
     Position,
     ShiftChange,
 )
+from api.domains.delivery import service as delivery
 from api.domains.identity import service as identity
 from api.domains.identity.audit import RequestContext
 from api.errors import Conflict, InvalidInput, NotFound
@@ -125,6 +126,7 @@ async def decide(
             raise Conflict(f"cannot approve a courier who is {courier['status']}")
         if target == "suspended" and courier["shift"] != "offline":
             await _transition(conn, courier, "shift", courier["shift"], "offline", admin.user_id, body.reason)
+            await delivery.release_courier(conn, courier_id, "courier suspended", admin.user_id, utc_now())
             courier = await repo.set_state(conn, courier_id, "shift", "offline", utc_now())
         await _transition(conn, courier, "approval", courier["status"], target, admin.user_id, body.reason)
         updated = await repo.set_state(conn, courier_id, "status", target, utc_now())
@@ -141,6 +143,10 @@ async def change_shift(conn: Connection, principal: Principal, body: ShiftChange
         await _transition(
             conn, courier, "shift", courier["shift"], body.shift, principal.user_id, body.reason
         )
+        if body.shift == "offline":  # rerouting: unfinished work goes back to dispatch
+            await delivery.release_courier(
+                conn, courier["id"], "courier went offline", principal.user_id, utc_now()
+            )
         return _out(await repo.set_state(conn, courier["id"], "shift", body.shift, utc_now()))
 
 

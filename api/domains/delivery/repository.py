@@ -109,7 +109,7 @@ async def free_couriers(conn: Connection, city_id: str) -> list[Row]:
 async def refused_pairs(conn: Connection, delivery_ids: list[uuid.UUID]) -> list[Row]:
     cur = await conn.execute(
         "SELECT delivery_id, courier_id FROM delivery_offers "
-        "WHERE delivery_id = ANY(%s) AND status IN ('declined', 'expired')",
+        "WHERE delivery_id = ANY(%s) AND status IN ('declined', 'expired', 'withdrawn')",
         (delivery_ids,),
     )
     return [dict(row) for row in await cur.fetchall()]
@@ -237,3 +237,38 @@ async def restart_idle_clock(conn: Connection, courier_id: uuid.UUID, now: datet
     await conn.execute(
         "UPDATE couriers SET idle_since = %s WHERE id = %s AND shift = 'online'", (now, courier_id)
     )
+
+
+async def work_of(conn: Connection, courier_id: uuid.UUID, statuses: tuple[str, ...]) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE courier_id = %s AND status = ANY(%s) "
+        "ORDER BY id FOR UPDATE",
+        (courier_id, list(statuses)),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def accepted_offer(conn: Connection, delivery_id: uuid.UUID, courier_id: uuid.UUID) -> Row | None:
+    cur = await conn.execute(
+        f"SELECT {_OFFER_COLUMNS} FROM delivery_offers "
+        "WHERE delivery_id = %s AND courier_id = %s AND status = 'accepted'",
+        (delivery_id, courier_id),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def stalled(conn: Connection, city_id: str, cutoff: datetime) -> list[Row]:
+    """Deliveries not yet picked up whose courier has neither moved nor progressed since ``cutoff``."""
+    cur = await conn.execute(
+        f"""
+        SELECT {", ".join("d." + c.strip() for c in _DELIVERY_COLUMNS.split(","))}
+        FROM deliveries d LEFT JOIN courier_positions p ON p.courier_id = d.courier_id
+        WHERE d.city_id = %s AND d.status IN ('assigned', 'at_pickup') AND d.updated_at < %s
+          AND (p.fixed_at IS NULL OR p.fixed_at < %s)
+        ORDER BY d.id
+        FOR UPDATE OF d SKIP LOCKED
+        """,
+        (city_id, cutoff, cutoff),
+    )
+    return [dict(row) for row in await cur.fetchall()]

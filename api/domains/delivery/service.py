@@ -32,6 +32,8 @@ from nearx.routing import HaversineRouting, Mode
 
 OFFER_TIMEOUT = timedelta(seconds=45)
 """How long a courier has to accept before the offer returns to dispatch."""
+STALL_AFTER = timedelta(minutes=10)
+"""A courier with work who neither moves nor progresses this long loses it to the next round."""
 
 _VERBS = {
     "pending": "requested",
@@ -58,6 +60,8 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
             await _record(conn, created, None, "pending", "system", None, None, now)
             opened += 1
         expired = await _expire_offers(conn, city_id, now)
+        for delivery in await repo.stalled(conn, city_id, now - STALL_AFTER):
+            await _release(conn, delivery, "courier stalled", now)
         pending = await repo.pending_deliveries(conn, city_id)
         couriers = await repo.free_couriers(conn, city_id)
         refused = await repo.refused_pairs(conn, [row["id"] for row in pending])
@@ -216,6 +220,46 @@ async def _emissions(conn: Connection, delivery: dict[str, Any], mode: Mode) -> 
     }
 
 
+async def release_courier(
+    conn: Connection, courier_id: uuid.UUID, reason: str, actor_id: uuid.UUID | None, now: datetime
+) -> int:
+    """Rerouting: withdraw a courier's offers and return their not-yet-picked-up work to dispatch.
+
+    Refuses (409) while the courier carries picked-up goods: those must be
+    delivered (or handed over by support), not silently re-dispatched. Runs in
+    the caller's transaction (the shift change that triggered it).
+    """
+    if await repo.work_of(conn, courier_id, ("picked_up",)):
+        raise Conflict("deliver the order you picked up before going offline")
+    returned = 0
+    for offer in await repo.offers_of(conn, courier_id, "pending"):
+        delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
+        assert delivery is not None
+        await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
+        await _move(conn, delivery, "pending", "system", actor_id, reason, now, {})
+        returned += 1
+    for delivery in await repo.work_of(conn, courier_id, ("assigned", "at_pickup")):
+        await _release(conn, delivery, reason, now, actor_id=actor_id)
+        returned += 1
+    return returned
+
+
+async def _release(
+    conn: Connection,
+    delivery: dict[str, Any],
+    reason: str,
+    now: datetime,
+    *,
+    actor_id: uuid.UUID | None = None,
+) -> None:
+    """Take an assigned delivery back (its history stays); that courier is not offered it again."""
+    offer = await repo.accepted_offer(conn, delivery["id"], delivery["courier_id"])
+    if offer is not None:
+        await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
+    changes = {"courier_id": None, "assigned_from_lat": None, "assigned_from_lng": None}
+    await _move(conn, delivery, "pending", "system", actor_id, reason, now, changes)
+
+
 async def _expire_offers(conn: Connection, city_id: str, now: datetime) -> int:
     expired = await repo.expired_offers(conn, city_id, now)
     for offer in expired:
@@ -292,7 +336,7 @@ async def _record(
     }
     if to_status == "delivered":
         payload |= {key: delivery[key] for key in ("mode", "distance_m", "kg_co2e", "baseline_kg_co2e")}
-    returned = from_status == "offered" and to_status == "pending"  # declined or expired
+    returned = to_status == "pending" and from_status is not None  # declined, expired or rerouted
     await append_event(
         conn,
         event_type=f"delivery.{'returned' if returned else _VERBS[to_status]}",

@@ -229,3 +229,72 @@ async def test_couriers_cannot_act_on_each_others_work(
     assert (
         await client.post("/v1/admin/dispatch/rounds", json={"city_id": "atlantis"}, headers=admin.headers)
     ).status_code == 422
+
+
+async def _assigned(client: Client, admin: Actor, courier: Actor) -> str:
+    await _round(client, admin)
+    offer = (await _offers(client, courier))["pending"][0]
+    accepted = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=courier.headers)
+    assert accepted.status_code == 200, accepted.text
+    return str(accepted.json()["id"])
+
+
+async def test_courier_going_offline_returns_the_delivery_to_dispatch(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    leaving, leaving_body = await make_courier()
+    staying, staying_body = await make_courier()
+    await _at(client, leaving, 27.7101, 85.3201)
+    await _at(client, staying, 27.7300, 85.3400)
+    await _merchant_order(conn, make_user)
+    delivery_id = await _assigned(client, admin, leaving)
+    gone = await client.post("/v1/couriers/me/shift", json={"shift": "offline"}, headers=leaving.headers)
+    assert gone.status_code == 200, gone.text
+    row = await (
+        await conn.execute("SELECT status, courier_id FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert (row["status"], row["courier_id"]) == ("pending", None)
+    history = await client.get(f"/v1/admin/deliveries/{delivery_id}/history", headers=admin.headers)
+    assert history.json()[-1]["reason"] == "courier went offline"
+    await _round(client, admin)
+    offer = (await _offers(client, staying))["pending"][0]
+    assert offer["delivery_id"] == delivery_id
+    assert staying_body["id"] != leaving_body["id"]
+
+
+async def test_cannot_go_offline_holding_picked_up_goods(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, _ = await make_courier()
+    await _at(client, courier, 27.7101, 85.3201)
+    await _merchant_order(conn, make_user)
+    delivery_id = await _assigned(client, admin, courier)
+    for step in ("at_pickup", "picked_up"):
+        await client.post(
+            f"/v1/couriers/me/deliveries/{delivery_id}/status", json={"to": step}, headers=courier.headers
+        )
+    refused = await client.post("/v1/couriers/me/shift", json={"shift": "offline"}, headers=courier.headers)
+    assert refused.status_code == 409
+    me = await client.get("/v1/couriers/me", headers=courier.headers)
+    assert me.json()["shift"] == "online"
+    row = await (await conn.execute("SELECT status FROM deliveries WHERE id = %s", (delivery_id,))).fetchone()
+    assert row["status"] == "picked_up"
+
+
+async def test_a_stalled_courier_loses_the_delivery_at_the_next_round(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    stalled, _ = await make_courier()
+    other, _ = await make_courier()
+    await _at(client, stalled, 27.7101, 85.3201)
+    await _at(client, other, 27.7300, 85.3400)
+    await _merchant_order(conn, make_user)
+    delivery_id = await _assigned(client, admin, stalled)
+    report = await service.run_round(
+        conn, "kathmandu", now=utc_now() + service.STALL_AFTER + timedelta(minutes=1)
+    )
+    assert report.offered == 1
+    offer = (await _offers(client, other))["pending"][0]
+    assert offer["delivery_id"] == delivery_id
+    history = await client.get(f"/v1/admin/deliveries/{delivery_id}/history", headers=admin.headers)
+    assert [h["reason"] for h in history.json()][-2] == "courier stalled"
