@@ -1,0 +1,241 @@
+"""The model loader: ``models:/<name>@champion`` from the MLflow registry, checked, hot-swapped.
+
+Why it is shaped like this:
+
+- A request reads :meth:`ModelRegistry.get` once and keeps that :class:`LoadedModel` for its
+  whole life. A swap replaces the whole name → model mapping in one assignment (atomic in
+  CPython), so in-flight requests finish on the model they started with and none is dropped.
+- The poll runs in a worker thread (MLflow's client and ``load_model`` block) on a timer;
+  it only loads when the alias points at another version than the one served.
+- A version is served only after its signature passes the scorer's check (every input the
+  model wants is one the scorer can supply; the outputs it needs are there). A version that
+  fails to resolve, load or check leaves the last good model in place and is counted.
+- Nothing is created on the way: a missing SQLite registry is "unavailable", not a new
+  empty store, so an API without trained models starts in milliseconds and serves fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from nearx.clock import utc_now
+from serving import metrics
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked (no store, I/O error, no such model or alias)."""
+
+
+class SignatureMismatch(ValueError):
+    """A model version wants inputs the scorer cannot supply, or lacks outputs it needs."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a scorer needs from a registered model.
+
+    ``supplied`` are the columns the scorer can build per candidate (online features plus
+    request-time columns); ``outputs`` the prediction columns it reads (empty: one score).
+    """
+
+    name: str
+    supplied: frozenset[str]
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    name: str
+    version: str
+    run_id: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One served version: the pyfunc, its input columns in signature order, its provenance."""
+
+    name: str
+    version: str
+    run_id: str | None
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    feature_service: str | None
+    pyfunc: Any
+    loaded_at: datetime
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predictions as a frame: the model's named outputs, or one ``score`` column.
+
+        The signature was checked once at load, so the per-request path skips MLflow's
+        schema enforcement (~15 ms for 200 rows) and calls the model underneath: a LightGBM
+        booster gets a float matrix in signature order, a Python model its own ``predict``.
+        """
+        columns = frame.loc[:, list(self.inputs)]
+        raw = _fast_predict(self.pyfunc, columns)
+        if isinstance(raw, pd.DataFrame):
+            return raw.reset_index(drop=True)
+        values = np.asarray(raw, dtype=np.float64).reshape(len(frame), -1)
+        if values.shape[1] == 1:
+            return pd.DataFrame({"score": values[:, 0]})
+        return pd.DataFrame(values, columns=[f"score_{i}" for i in range(values.shape[1])])
+
+
+def _fast_predict(pyfunc: Any, columns: pd.DataFrame) -> Any:
+    import lightgbm as lgb
+
+    impl = getattr(pyfunc, "_model_impl", None)
+    raw_model = getattr(impl, "lgb_model", None)
+    if isinstance(raw_model, lgb.Booster):
+        return raw_model.predict(columns.to_numpy(dtype=np.float64), num_threads=1)
+    python_model = getattr(impl, "python_model", None)
+    if python_model is not None:
+        return python_model.predict(None, columns)
+    return pyfunc.predict(columns)
+
+
+class RegistrySource(Protocol):
+    """Where versions come from: MLflow in production and tests (:class:`MlflowSource`)."""
+
+    def resolve(self, name: str, alias: str) -> VersionRef: ...
+
+    def load(self, ref: VersionRef) -> Any: ...
+
+
+class MlflowSource:
+    """The MLflow model registry at ``tracking_uri`` (SQLite under ``settings.home`` by default)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+
+    def _client(self) -> Any:
+        parsed = urlparse(self.tracking_uri)
+        if parsed.scheme == "sqlite":
+            path = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise RegistryUnavailable(f"no model registry at {path}")
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def resolve(self, name: str, alias: str) -> VersionRef:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self._client().get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            raise RegistryUnavailable(f"{name}@{alias}: {exc.message}") from exc
+        return VersionRef(name, str(version.version), version.run_id, dict(version.tags or {}))
+
+    def load(self, ref: VersionRef) -> Any:
+        import mlflow
+
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
+
+
+def check_signature(spec: ModelSpec, pyfunc: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The model's input and output column names, if the scorer can feed it and read it."""
+    inputs_schema = pyfunc.metadata.get_input_schema()
+    if inputs_schema is None or not inputs_schema.has_input_names():
+        raise SignatureMismatch(f"{spec.name}: the model has no named input signature")
+    inputs = tuple(str(n) for n in inputs_schema.input_names())
+    missing = sorted(set(inputs) - spec.supplied)
+    if missing:
+        raise SignatureMismatch(f"{spec.name}: the scorer cannot supply {missing}")
+    outputs_schema = pyfunc.metadata.get_output_schema()
+    outputs: tuple[str, ...] = ()
+    if outputs_schema is not None and outputs_schema.has_input_names():
+        outputs = tuple(str(n) for n in outputs_schema.input_names())
+    lacking = sorted(set(spec.outputs) - set(outputs))
+    if lacking:
+        raise SignatureMismatch(f"{spec.name}: the model does not output {lacking}")
+    return inputs, outputs
+
+
+@dataclass
+class ModelStatus:
+    """What the poller last saw for one model (exposed by the runtime for health and tests)."""
+
+    version: str | None = None
+    last_error: str | None = None
+    last_checked: datetime | None = None
+
+
+class ModelRegistry:
+    """The served champion of each spec, refreshed by :meth:`refresh` (blocking) or :meth:`poll`."""
+
+    def __init__(self, source: RegistrySource, specs: Sequence[ModelSpec], *, alias: str = CHAMPION) -> None:
+        self.source = source
+        self.specs = {spec.name: spec for spec in specs}
+        self.alias = alias
+        self._models: Mapping[str, LoadedModel] = {}
+        self._refreshing = threading.Lock()
+        self.status = {name: ModelStatus() for name in self.specs}
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The model to use for one request (keep the reference; don't call again mid-request)."""
+        return self._models.get(name)
+
+    def refresh(self) -> None:
+        """Ask the registry for each alias; load, check and swap in any version that moved."""
+        with self._refreshing:
+            for name, spec in self.specs.items():
+                status = self.status[name]
+                status.last_checked = utc_now()
+                try:
+                    self._refresh_one(spec)
+                    status.last_error = None
+                except (RegistryUnavailable, SignatureMismatch, OSError) as exc:
+                    self._failed(name, exc)
+                except Exception as exc:  # a broken artifact must not kill the poller: keep last good
+                    log.exception("loading %s failed", name)
+                    self._failed(name, exc)
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self.status[name].last_error = f"{type(exc).__name__}: {exc}"
+        metrics.REGISTRY_ERRORS.labels(name).inc()
+
+    def _refresh_one(self, spec: ModelSpec) -> None:
+        ref = self.source.resolve(spec.name, self.alias)
+        current = self._models.get(spec.name)
+        if current is not None and current.version == ref.version:
+            return
+        pyfunc = self.source.load(ref)
+        inputs, outputs = check_signature(spec, pyfunc)
+        loaded = LoadedModel(
+            name=spec.name,
+            version=ref.version,
+            run_id=ref.run_id,
+            inputs=inputs,
+            outputs=outputs,
+            feature_service=ref.tags.get("feature_service"),
+            pyfunc=pyfunc,
+            loaded_at=utc_now(),
+        )
+        self._models = {**self._models, spec.name: loaded}  # one assignment: the swap
+        self.status[spec.name].version = ref.version
+        metrics.MODEL_SWAPS.labels(spec.name).inc()
+        metrics.MODEL_VERSION.labels(spec.name).set(float(ref.version) if ref.version.isdigit() else 0.0)
+        log.info("serving %s version %s", spec.name, ref.version)
+
+    async def poll(self, interval_s: float) -> None:
+        """Refresh now and then every ``interval_s`` until cancelled (the runtime's background task)."""
+        while True:
+            await asyncio.to_thread(self.refresh)
+            await asyncio.sleep(interval_s)

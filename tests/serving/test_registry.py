@@ -1,0 +1,125 @@
+"""The model loader against a real MLflow registry: start-up load, hot swap, last good kept."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import pytest
+
+from serving import metrics
+from serving.registry import MlflowSource, ModelRegistry, ModelSpec
+from tests.serving.conftest import RankerStore
+from tests.serving.trained import RANKER_INPUTS, synthetic_sessions
+
+SPEC = ModelSpec("ranker-test", frozenset(RANKER_INPUTS))
+
+
+def _client(store: RankerStore) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
+
+
+@pytest.fixture
+def champion_v1(ranker_store: RankerStore) -> RankerStore:
+    _client(ranker_store).set_registered_model_alias(ranker_store.name, "champion", ranker_store.versions[0])
+    return ranker_store
+
+
+def test_loads_the_champion_with_its_signature_and_provenance(champion_v1: RankerStore) -> None:
+    registry = ModelRegistry(MlflowSource(champion_v1.uri), [SPEC])
+    assert registry.get("ranker-test") is None
+    registry.refresh()
+    model = registry.get("ranker-test")
+    assert model is not None
+    assert (model.name, model.version) == ("ranker-test", champion_v1.versions[0])
+    assert set(model.inputs) == set(RANKER_INPUTS)
+    assert model.feature_service == "ranker_v1"
+    frame = synthetic_sessions(5, sessions=10)[0].sample(frac=1.0, axis=1, random_state=1)  # any column order
+    scores = model.predict(frame)
+    assert list(scores.columns) == ["score"]
+    assert len(scores) == len(frame)
+    # the fast path gives what MLflow's own (schema-enforcing) predict gives
+    expected = model.pyfunc.predict(frame.loc[:, list(model.inputs)])
+    assert scores["score"].to_numpy() == pytest.approx(expected, rel=1e-9)
+
+
+def test_alias_move_hot_swaps_and_in_flight_requests_keep_their_model(champion_v1: RankerStore) -> None:
+    registry = ModelRegistry(MlflowSource(champion_v1.uri), [SPEC])
+    registry.refresh()
+    in_flight = registry.get("ranker-test")
+    assert in_flight is not None
+    swaps = metrics.MODEL_SWAPS.labels("ranker-test")._value.get()
+    registry.refresh()  # alias unchanged: nothing reloaded
+    assert registry.get("ranker-test") is in_flight
+    assert metrics.MODEL_SWAPS.labels("ranker-test")._value.get() == swaps
+
+    _client(champion_v1).set_registered_model_alias(champion_v1.name, "champion", champion_v1.versions[1])
+    registry.refresh()
+    swapped = registry.get("ranker-test")
+    assert swapped is not None
+    assert swapped.version == champion_v1.versions[1]
+    assert metrics.MODEL_SWAPS.labels("ranker-test")._value.get() == swaps + 1
+    frame = synthetic_sessions(6, sessions=5)[0]
+    # the request that started on v1 still scores with v1, and differently from v2
+    old, new = in_flight.predict(frame)["score"], swapped.predict(frame)["score"]
+    assert in_flight.version == champion_v1.versions[0]
+    assert not old.equals(new)
+
+
+def test_a_version_whose_signature_the_scorer_cannot_feed_is_refused(champion_v1: RankerStore) -> None:
+    registry = ModelRegistry(MlflowSource(champion_v1.uri), [SPEC])
+    registry.refresh()
+    _client(champion_v1).set_registered_model_alias(champion_v1.name, "champion", champion_v1.versions[2])
+    registry.refresh()
+    model = registry.get("ranker-test")
+    assert model is not None
+    assert model.version == champion_v1.versions[0]
+    assert "shoe_size" in (registry.status["ranker-test"].last_error or "")
+
+
+def test_registry_down_keeps_the_last_good_model(champion_v1: RankerStore) -> None:
+    registry = ModelRegistry(MlflowSource(champion_v1.uri), [SPEC])
+    registry.refresh()
+    errors = metrics.REGISTRY_ERRORS.labels("ranker-test")._value.get()
+    database = champion_v1.root / "mlflow.db"
+    moved = champion_v1.root / "mlflow.db.away"
+    database.rename(moved)
+    try:
+        registry.refresh()
+    finally:
+        moved.rename(database)
+    model = registry.get("ranker-test")
+    assert model is not None
+    assert model.version == champion_v1.versions[0]
+    assert "no model registry" in (registry.status["ranker-test"].last_error or "")
+    assert metrics.REGISTRY_ERRORS.labels("ranker-test")._value.get() == errors + 1
+
+
+def test_a_new_champion_whose_artifacts_are_gone_keeps_the_last_good_model(champion_v1: RankerStore) -> None:
+    registry = ModelRegistry(MlflowSource(champion_v1.uri), [SPEC])
+    registry.refresh()
+    client = _client(champion_v1)
+    run_id = client.get_model_version(champion_v1.name, champion_v1.versions[1]).run_id
+    copy = champion_v1.root / "saved-artifacts"
+    experiment = client.get_run(run_id).info.experiment_id
+    artifacts = champion_v1.root / "artifacts"
+    shutil.copytree(artifacts, copy)
+    shutil.rmtree(artifacts)
+    client.set_registered_model_alias(champion_v1.name, "champion", champion_v1.versions[1])
+    try:
+        registry.refresh()
+    finally:
+        shutil.copytree(copy, artifacts)
+        shutil.rmtree(copy)
+    model = registry.get("ranker-test")
+    assert model is not None
+    assert model.version == champion_v1.versions[0]
+    assert registry.status["ranker-test"].last_error
+    assert experiment
+
+
+def test_no_registry_at_all_means_no_model_and_a_stated_reason(tmp_path: object) -> None:
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/none/mlflow.db"), [SPEC])
+    registry.refresh()
+    assert registry.get("ranker-test") is None
+    assert "no model registry" in (registry.status["ranker-test"].last_error or "")
