@@ -153,10 +153,12 @@ async def finish_refund(
     return row
 
 
-async def stale_processing(conn: Connection, older_than: datetime) -> list[uuid.UUID]:
+async def stale_open(conn: Connection, older_than: datetime) -> list[uuid.UUID]:
+    """Intents waiting on a provider (an unanswered call, or a customer at a redirect checkout)."""
     rows = await (
         await conn.execute(
-            "SELECT id FROM payment_intents WHERE status = 'processing' AND updated_at <= %s ORDER BY id",
+            "SELECT id FROM payment_intents WHERE status IN ('processing', 'requires_action') "
+            "AND updated_at <= %s ORDER BY id",
             (older_than,),
         )
     ).fetchall()

@@ -323,6 +323,9 @@ def _target_for(row: Row, outcome: ChargeOutcome, source: Source) -> IntentStatu
         return None
     if RANK[target] > RANK[current] and can_transition(current, target):
         return target
+    # the customer's redirect or 3-D Secure attempt failed: they may try another method
+    if current == S.REQUIRES_ACTION and target == S.REQUIRES_PAYMENT_METHOD:
+        return target
     return None
 
 
@@ -508,6 +511,17 @@ async def finish_refund(conn: Connection, refund_id: uuid.UUID, outcome: RefundO
         return done
 
 
+async def refresh(
+    conn: Connection, gateways: Mapping[str, Gateway], intent_id: uuid.UUID, *, actor: str
+) -> Row:
+    """Ask the provider for the truth now (a customer came back from a redirect-based checkout)."""
+    row = await _intent(conn, intent_id)
+    outcome = await gateway_for(gateways, row["provider"]).retrieve(
+        intent_id, row["provider_ref"], Money(row["amount_minor"], row["currency"])
+    )
+    return await apply_outcome(conn, gateways, intent_id, outcome, source="reply", actor=actor)
+
+
 WebhookResult = Literal["duplicate", "unknown_intent", "ignored", "applied", "stale"]
 
 
@@ -557,7 +571,7 @@ async def reconcile(
     """
     now = now or utc_now()
     settled = refunds_done = expired = unknown = 0
-    for intent_id in await repository.stale_processing(conn, now - older_than):
+    for intent_id in await repository.stale_open(conn, now - older_than):
         row = await _intent(conn, intent_id)
         try:
             outcome = await gateway_for(gateways, row["provider"]).retrieve(
@@ -567,7 +581,7 @@ async def reconcile(
             unknown += 1
             continue
         after = await apply_outcome(conn, gateways, intent_id, outcome, source="reconcile", actor="reconcile")
-        if after["status"] == S.PROCESSING:
+        if after["status"] == row["status"]:
             unknown += 1
         else:
             settled += 1
