@@ -8,7 +8,11 @@ from api.domains.bookings.routes import BookingController
 from api.domains.catalog.routes import CatalogController, SearchController
 from api.domains.cities.routes import CitiesController
 from api.domains.couriers.routes import CourierAdminController, CourierController
-from api.domains.delivery.routes import CourierDeliveryController, DispatchAdminController
+from api.domains.delivery.routes import (
+    CourierDeliveryController,
+    CustomerDeliveryController,
+    DispatchAdminController,
+)
 from api.domains.events.routes import WebhookController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
@@ -37,5 +41,6 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     CourierController,
     CourierAdminController,
     CourierDeliveryController,
+    CustomerDeliveryController,
     DispatchAdminController,
 ]

@@ -12,7 +12,7 @@ Row = dict[str, Any]
 
 _DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
     dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
-    distance_m, kg_co2e, baseline_kg_co2e, created_at, updated_at"""
+    distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, created_at, updated_at"""
 _OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
     offered_at, expires_at, responded_at, reason"""
 
@@ -33,12 +33,14 @@ async def orders_needing_delivery(conn: Connection, city_id: str, now: datetime)
         """
         SELECT mo.id AS merchant_order_id, mo.city_id, mo.emergency, m.lat AS pickup_lat, m.lng AS pickup_lng,
                o.delivery_lat AS dropoff_lat, o.delivery_lng AS dropoff_lng,
+               coalesce(r.proof, 'location') AS proof_required,
                CASE WHEN mo.status = 'ready_for_pickup' THEN %(now)s
                     ELSE greatest(%(now)s, mo.updated_at + make_interval(mins => m.prep_time_min)) END
                  AS ready_at
         FROM merchant_orders mo
         JOIN merchants m ON m.id = mo.merchant_id
         JOIN orders o ON o.id = mo.parent_id
+        LEFT JOIN delivery_proof_rules r ON r.category = m.category
         WHERE mo.city_id = %(city)s AND mo.status IN ('accepted', 'preparing', 'ready_for_pickup')
           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.merchant_order_id = mo.id)
         ORDER BY mo.id
@@ -53,9 +55,9 @@ async def insert_delivery(conn: Connection, row: Row) -> Row:
     cur = await conn.execute(
         f"""
         INSERT INTO deliveries (id, merchant_order_id, city_id, emergency, pickup_lat, pickup_lng,
-                                dropoff_lat, dropoff_lng, ready_at)
+                                dropoff_lat, dropoff_lng, ready_at, proof_required)
         VALUES (%(id)s, %(merchant_order_id)s, %(city_id)s, %(emergency)s, %(pickup_lat)s, %(pickup_lng)s,
-                %(dropoff_lat)s, %(dropoff_lng)s, %(ready_at)s)
+                %(dropoff_lat)s, %(dropoff_lng)s, %(ready_at)s, %(proof_required)s)
         RETURNING {_DELIVERY_COLUMNS}
         """,
         row,
@@ -272,3 +274,19 @@ async def stalled(conn: Connection, city_id: str, cutoff: datetime) -> list[Row]
         (city_id, cutoff, cutoff),
     )
     return [dict(row) for row in await cur.fetchall()]
+
+
+async def customer_of(conn: Connection, delivery_id: uuid.UUID) -> uuid.UUID | None:
+    cur = await conn.execute(
+        "SELECT mo.customer_id FROM deliveries d JOIN merchant_orders mo ON mo.id = d.merchant_order_id "
+        "WHERE d.id = %s",
+        (delivery_id,),
+    )
+    row = await cur.fetchone()
+    return row["customer_id"] if row else None
+
+
+async def add_proof_failure(conn: Connection, delivery_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET proof_failures = proof_failures + 1 WHERE id = %s", (delivery_id,)
+    )

@@ -12,6 +12,7 @@ from api.domains.delivery import service
 from api.domains.delivery.schemas import (
     Advance,
     Delivery,
+    HandoverCode,
     HistoryEntry,
     MyOffers,
     OfferResponse,
@@ -21,6 +22,7 @@ from api.domains.delivery.schemas import (
 from api.security.guards import requires_role
 from api.security.principal import Principal, Role
 from nearx.db import Connection
+from nearx.settings import Settings
 
 
 class CourierDeliveryController(Controller):
@@ -84,8 +86,28 @@ class CourierDeliveryController(Controller):
         data: JSONBody[Advance],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
     ) -> Delivery:
-        return await service.advance(conn, principal, delivery_id, data)
+        return await service.advance(conn, principal, delivery_id, data, settings)
+
+
+class CustomerDeliveryController(Controller):
+    path = "/v1/deliveries"
+    tags = ["delivery"]  # noqa: RUF012
+
+    @get(
+        "/{delivery_id:uuid}/handover-code",
+        operation_id="deliveries_handover_code",
+        summary="Code for the door",
+    )
+    async def handover_code(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> HandoverCode:
+        return await service.handover_code(conn, principal, delivery_id, settings)
 
 
 class DispatchAdminController(Controller):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from api.schemas import Input, Output
+from api.schemas import Input, Latitude, Longitude, Output
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
@@ -49,8 +49,23 @@ class OfferResponse(Input):
     reason: Reason | None = None
 
 
+class Proof(Input):
+    lat: Latitude
+    lng: Longitude
+    """Where the courier is when handing over (checked against the drop-off)."""
+    code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")] | None = None
+    """The customer's handover code, required for some merchant categories."""
+
+
 class Advance(Input):
     to: Literal["at_pickup", "picked_up", "delivered"]
+    proof: Proof | None = None
+    """Required with ``delivered``."""
+
+
+class HandoverCode(Output):
+    code: str
+    """Show it to the courier at the door; only then is the delivery complete."""
 
 
 class Delivery(Output):
@@ -66,6 +81,7 @@ class Delivery(Output):
     distance_m: float | None
     kg_co2e: float | None
     baseline_kg_co2e: float | None
+    proof_required: str
 
 
 class HistoryEntry(Output):

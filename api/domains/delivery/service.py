@@ -17,21 +17,37 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from psycopg.types.json import Jsonb
 
 from api.domains.delivery import repository as repo
-from api.domains.delivery.schemas import Advance, Delivery, HistoryEntry, MyOffers, Offer, RoundReport
+from api.domains.delivery.schemas import (
+    Advance,
+    Delivery,
+    HandoverCode,
+    HistoryEntry,
+    MyOffers,
+    Offer,
+    RoundReport,
+)
+from api.domains.identity.digests import digests_match, keyed_digest
 from api.errors import Conflict, InvalidInput, NotFound
 from api.security.principal import Principal
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, RoutingEta, optimal_round
 from nearx.emissions import delivery_emission
+from nearx.geo import haversine_m
 from nearx.ids import new_id
 from nearx.outbox import append_event
 from nearx.routing import HaversineRouting, Mode
+from nearx.settings import Settings
 
 OFFER_TIMEOUT = timedelta(seconds=45)
 """How long a courier has to accept before the offer returns to dispatch."""
+PROOF_RADIUS_M = 150.0
+"""How far from the drop-off a courier may be when proving delivery (GPS error plus building size)."""
+MAX_PROOF_FAILURES = 5
+"""Wrong handover codes before the delivery needs support: four digits must not be guessable."""
 STALL_AFTER = timedelta(minutes=10)
 """A courier with work who neither moves nor progresses this long loses it to the next round."""
 
@@ -168,21 +184,82 @@ async def respond(
     return _out(updated)
 
 
-async def advance(conn: Connection, principal: Principal, delivery_id: uuid.UUID, body: Advance) -> Delivery:
-    """The courier's progress; only the assigned courier may move it, one allowed step at a time."""
+async def advance(
+    conn: Connection, principal: Principal, delivery_id: uuid.UUID, body: Advance, settings: Settings
+) -> Delivery:
+    """The courier's progress; only the assigned courier may move it, one allowed step at a time.
+
+    ``delivered`` needs a proof: the courier's position near the drop-off and, for
+    some merchant categories, the customer's handover code. A wrong code is
+    counted (and only that is written); after a few the courier must call support.
+    """
     now = utc_now()
+    wrong_code = False
     async with conn.transaction():
         courier = await _courier(conn, principal)
         delivery = await repo.delivery(conn, delivery_id, lock=True)
         if delivery is None or delivery["courier_id"] != courier["id"]:
             raise NotFound("no such delivery among yours")
+        if not await repo.allowed(conn, delivery["status"], body.to, "courier"):
+            raise Conflict(f"a delivery cannot go from {delivery['status']} to {body.to}")
         changes: dict[str, Any] = {}
         if body.to == "delivered":
-            changes = await _emissions(conn, delivery, Mode(courier["mode"]))
-        updated = await _move(conn, delivery, body.to, "courier", principal.user_id, None, now, changes)
-        if body.to == "delivered":
-            await repo.restart_idle_clock(conn, courier["id"], now)
+            proof = _check_proof(delivery, body, settings)
+            if proof is None:
+                await repo.add_proof_failure(conn, delivery_id)
+                wrong_code = True
+            else:
+                changes = await _emissions(conn, delivery, Mode(courier["mode"])) | {"proof": Jsonb(proof)}
+        if not wrong_code:
+            updated = await _move(conn, delivery, body.to, "courier", principal.user_id, None, now, changes)
+            if body.to == "delivered":
+                await repo.restart_idle_clock(conn, courier["id"], now)
+    if wrong_code:
+        raise InvalidInput("the handover code is not right")
     return _out(updated)
+
+
+async def handover_code(
+    conn: Connection, principal: Principal, delivery_id: uuid.UUID, settings: Settings
+) -> HandoverCode:
+    """The code the customer shows the courier; only the order's customer sees it, only while under way."""
+    delivery = await repo.delivery(conn, delivery_id)
+    if delivery is None or await repo.customer_of(conn, delivery_id) != principal.user_id:
+        raise NotFound("no such delivery among your orders")
+    if delivery["proof_required"] != "code" or delivery["status"] not in (
+        "assigned",
+        "at_pickup",
+        "picked_up",
+    ):
+        raise Conflict("this delivery has no handover code to show now")
+    return HandoverCode(code=_code_for(delivery_id, settings))
+
+
+def _code_for(delivery_id: uuid.UUID, settings: Settings) -> str:
+    digest = keyed_digest(settings.pepper, "delivery.handover", str(delivery_id))
+    return f"{int(digest[:12], 16) % 10_000:04d}"
+
+
+def _check_proof(delivery: dict[str, Any], body: Advance, settings: Settings) -> dict[str, Any] | None:
+    """The proof to store, or ``None`` for a wrong code; a missing or misplaced proof is a 422."""
+    if body.proof is None:
+        raise InvalidInput("delivered needs a proof (your position, and the code when required)")
+    if delivery["proof_failures"] >= MAX_PROOF_FAILURES:
+        raise Conflict("too many wrong handover codes: contact support to complete this delivery")
+    away = haversine_m(body.proof.lat, body.proof.lng, delivery["dropoff_lat"], delivery["dropoff_lng"])
+    if away > PROOF_RADIUS_M:
+        raise InvalidInput(f"you are {away:.0f} m from the drop-off; hand over within {PROOF_RADIUS_M:.0f} m")
+    if delivery["proof_required"] == "code":
+        if body.proof.code is None:
+            raise InvalidInput("this delivery needs the customer's handover code")
+        if not digests_match(body.proof.code, _code_for(delivery["id"], settings)):
+            return None
+    return {
+        "kind": delivery["proof_required"],
+        "lat": body.proof.lat,
+        "lng": body.proof.lng,
+        "distance_m": away,
+    }
 
 
 async def get_for_courier(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> Delivery:

@@ -21,7 +21,12 @@ HOME = (27.7000, 85.3300)
 
 
 async def _merchant_order(
-    conn: Any, make_user: MakeUser, *, at: tuple[float, float] = KITCHEN, emergency: bool = False
+    conn: Any,
+    make_user: MakeUser,
+    *,
+    at: tuple[float, float] = KITCHEN,
+    emergency: bool = False,
+    category: str = "grocery",
 ) -> Any:
     """A merchant order ready for pickup, written straight to the marketplace tables."""
     owner = await make_user(Role.MERCHANT)
@@ -29,8 +34,8 @@ async def _merchant_order(
     merchant_id, order_id, merchant_order_id = new_id(), new_id(), new_id()
     await conn.execute(
         "INSERT INTO merchants (id, city_id, kind, category, name, owner_user_id, status, lat, lng, h3_r7, "
-        "h3_r9) VALUES (%s, 'kathmandu', 'merchant', 'pharmacy', 'Shop', %s, 'approved', %s, %s, %s, %s)",
-        (merchant_id, owner.user_id, *at, h3.latlng_to_cell(*at, 7), h3.latlng_to_cell(*at, 9)),
+        "h3_r9) VALUES (%s, 'kathmandu', 'merchant', %s, 'Shop', %s, 'approved', %s, %s, %s, %s)",
+        (merchant_id, category, owner.user_id, *at, h3.latlng_to_cell(*at, 7), h3.latlng_to_cell(*at, 9)),
     )
     await conn.execute(
         "INSERT INTO orders (id, customer_id, city_id, currency, delivery_lat, delivery_lng, items_minor, "
@@ -94,11 +99,15 @@ async def test_round_offer_accept_and_deliver_records_emissions(
     assert (delivery["status"], delivery["courier_id"]) == ("assigned", near_body["id"])
 
     path = f"/v1/couriers/me/deliveries/{delivery['id']}/status"
-    skipped = await client.post(path, json={"to": "delivered"}, headers=near.headers)
+    at_door = {"lat": HOME[0], "lng": HOME[1]}
+    skipped = await client.post(path, json={"to": "delivered", "proof": at_door}, headers=near.headers)
     assert skipped.status_code == 409
-    for step in ("at_pickup", "picked_up", "delivered"):
+    for step in ("at_pickup", "picked_up"):
         moved = await client.post(path, json={"to": step}, headers=near.headers)
         assert moved.status_code == 200, moved.text
+    proof = {"lat": HOME[0] + 0.0005, "lng": HOME[1]}  # ~55 m away: at the door
+    moved = await client.post(path, json={"to": "delivered", "proof": proof}, headers=near.headers)
+    assert moved.status_code == 200, moved.text
     done = moved.json()
     assert done["mode"] == "ev_scooter"
     assert done["distance_m"] > 1_000
@@ -298,3 +307,77 @@ async def test_a_stalled_courier_loses_the_delivery_at_the_next_round(
     assert offer["delivery_id"] == delivery_id
     history = await client.get(f"/v1/admin/deliveries/{delivery_id}/history", headers=admin.headers)
     assert [h["reason"] for h in history.json()][-2] == "courier stalled"
+
+
+async def test_proof_of_delivery_place_and_handover_code(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, _ = await make_courier()
+    await _at(client, courier, 27.7101, 85.3201)
+    merchant_order = await _merchant_order(conn, make_user, category="pharmacy")
+    delivery_id = await _assigned(client, admin, courier)
+    path = f"/v1/couriers/me/deliveries/{delivery_id}/status"
+    for step in ("at_pickup", "picked_up"):
+        await client.post(path, json={"to": step}, headers=courier.headers)
+    customer_row = await (
+        await conn.execute("SELECT customer_id FROM merchant_orders WHERE id = %s", (merchant_order,))
+    ).fetchone()
+    customer = Actor(customer_row["customer_id"], {}, courier.app).with_roles(Role.CUSTOMER)
+    shown = await client.get(f"/v1/deliveries/{delivery_id}/handover-code", headers=customer.headers)
+    assert shown.status_code == 200, shown.text
+    code = shown.json()["code"]
+    stranger = await make_user(Role.CUSTOMER)
+    assert (
+        await client.get(f"/v1/deliveries/{delivery_id}/handover-code", headers=stranger.headers)
+    ).status_code == 404
+
+    at_door = {"lat": HOME[0], "lng": HOME[1]}
+    before = await (
+        await conn.execute("SELECT status, proof FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    for bad in (
+        {"to": "delivered"},  # no proof
+        {"to": "delivered", "proof": {"lat": 27.7200, "lng": 85.3300, "code": code}},  # 2 km away
+        {"to": "delivered", "proof": at_door},  # code missing
+        {"to": "delivered", "proof": {**at_door, "code": "12a4"}},  # not a code
+    ):
+        refused = await client.post(path, json=bad, headers=courier.headers)
+        assert refused.status_code in (400, 422), (bad, refused.text)
+    after = await (
+        await conn.execute("SELECT status, proof FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert after == before
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    refused = await client.post(
+        path, json={"to": "delivered", "proof": {**at_door, "code": wrong}}, headers=courier.headers
+    )
+    assert refused.status_code == 422
+    failures = await (
+        await conn.execute("SELECT proof_failures FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert failures["proof_failures"] == 1
+    done = await client.post(
+        path, json={"to": "delivered", "proof": {**at_door, "code": code}}, headers=courier.headers
+    )
+    assert done.status_code == 200, done.text
+    stored = await (
+        await conn.execute("SELECT proof FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert stored["proof"]["kind"] == "code"
+    assert stored["proof"]["distance_m"] < 1
+
+
+async def test_too_many_wrong_codes_need_support(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, _ = await make_courier()
+    await _at(client, courier, 27.7101, 85.3201)
+    await _merchant_order(conn, make_user, category="pharmacy")
+    delivery_id = await _assigned(client, admin, courier)
+    path = f"/v1/couriers/me/deliveries/{delivery_id}/status"
+    for step in ("at_pickup", "picked_up"):
+        await client.post(path, json={"to": step}, headers=courier.headers)
+    await conn.execute("UPDATE deliveries SET proof_failures = 5 WHERE id = %s", (delivery_id,))
+    guess = {"to": "delivered", "proof": {"lat": HOME[0], "lng": HOME[1], "code": "0000"}}
+    response = await client.post(path, json=guess, headers=courier.headers)
+    assert response.status_code == 409, response.text
