@@ -1,0 +1,66 @@
+"""Shared plumbing for training on Polars frames: time-ordered splits and the LightGBM input matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+import polars as pl
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Train, calibration and test slices in time order (test is the newest)."""
+
+    train: pl.DataFrame
+    calibration: pl.DataFrame
+    test: pl.DataFrame
+
+
+def time_split(
+    frame: pl.DataFrame, time_column: str | None, calibration: float = 0.1, test: float = 0.2
+) -> TimeSplit:
+    """Split by ``time_column`` (row order when None): no test row is older than a training row."""
+    ordered = frame.sort(time_column, maintain_order=True) if time_column else frame
+    n = ordered.height
+    n_test, n_cal = int(n * test), int(n * calibration)
+    n_train = n - n_test - n_cal
+    return TimeSplit(
+        ordered.slice(0, n_train), ordered.slice(n_train, n_cal), ordered.slice(n_train + n_cal, n_test)
+    )
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """The columns a model reads, with fixed category lists so training and serving encode alike."""
+
+    numeric: list[str]
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @classmethod
+    def infer(cls, frame: pl.DataFrame, columns: list[str]) -> FeatureMatrix:
+        numeric = [c for c in columns if frame.schema[c].is_numeric() or frame.schema[c] == pl.Boolean]
+        categorical = {
+            c: sorted(frame[c].drop_nulls().cast(pl.String).unique().to_list())
+            for c in columns
+            if c not in numeric
+        }
+        return cls(numeric, categorical)
+
+    def to_pandas(self, frame: pl.DataFrame | pd.DataFrame) -> pd.DataFrame:
+        """The LightGBM input: floats, and pandas categoricals with the training categories."""
+        data = frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
+        missing = [c for c in self.columns if c not in data.columns]
+        if missing:
+            raise KeyError(f"missing feature columns: {missing}")
+        out = pd.DataFrame(index=data.index)
+        for name in self.numeric:
+            out[name] = pd.to_numeric(data[name], errors="coerce").astype(np.float64)
+        for name, categories in self.categorical.items():
+            out[name] = pd.Categorical(data[name].astype("string"), categories=categories)
+        return out
