@@ -73,6 +73,8 @@ class Settings:
     """OpenID Connect providers as JSON: ``{"name": {"issuer", "client_id", "client_secret",
     "redirect_uri", and either "discovery_url" or "authorization_endpoint", "token_endpoint",
     "jwks_uri"; optional "scopes"}}``. Empty means OIDC sign-in is off."""
+    oidc_starts_per_ip_per_hour: int = 30
+    """OIDC sign-ins one client address may start per hour (each stores a pending flow)."""
 
     h3_resolutions: tuple[int, ...] = (7, 9)
     """H3 resolutions stored beside every point: 7 (~5 km², city zones) and 9 (~0.1 km², blocks)."""

@@ -33,6 +33,7 @@ import msgspec
 from api.domains.identity import repository
 from api.domains.identity.audit import RequestContext, SecurityEvent, record
 from api.domains.identity.digests import new_token
+from api.domains.identity.limits import WINDOW, enforce
 from api.domains.identity.signin import SignInResult, complete_first_factor, register_user
 from api.errors import NotFound, Unauthenticated
 from api.security.tokens import TokenCodec
@@ -159,12 +160,23 @@ class OidcRegistry:
         return claims
 
 
-async def start(conn: Connection, registry: OidcRegistry, name: str) -> Authorization:
+async def start(
+    conn: Connection, settings: Settings, registry: OidcRegistry, name: str, *, context: RequestContext
+) -> Authorization:
+    """Store a pending flow (rate-limited per client address) and build the provider URL."""
     provider = registry.provider(name)
     endpoints = await registry.endpoints(name)
     state, nonce, verifier = new_token(), new_token(), secrets.token_urlsafe(64)
     now = utc_now()
     async with conn.transaction():
+        if context.ip:
+            await repository.lock_keys(conn, [f"oidc:ip:{context.ip}"])
+            enforce(
+                await repository.oidc_flows_by_ip(conn, context.ip, now - WINDOW),
+                settings.oidc_starts_per_ip_per_hour,
+                now,
+                "this network address",
+            )
         await repository.insert_oidc_flow(
             conn,
             state=state,
@@ -172,6 +184,7 @@ async def start(conn: Connection, registry: OidcRegistry, name: str) -> Authoriz
             nonce=nonce,
             code_verifier=verifier,
             redirect_uri=provider.redirect_uri,
+            ip=context.ip,
             now=now,
             expires_at=now + timedelta(seconds=FLOW_TTL_S),
         )
@@ -205,8 +218,8 @@ async def finish(
     provider = registry.provider(name)
     now = utc_now()
     flow = await repository.consume_oidc_flow(conn, state=state, provider=name, now=now)  # autocommit
-    if flow is None:
-        await _fail(conn, name, "unknown, used or expired state", context)
+    if flow is None:  # nothing was at stake: refuse without writing (anonymous callers could flood the audit)
+        raise Unauthenticated(SIGN_IN_FAILED)
     try:
         id_token = await _exchange(registry, provider, name, code=code, flow=flow)
         claims = await registry.validate_id_token(name, id_token, nonce=flow["nonce"])

@@ -21,16 +21,16 @@ from api.domains.identity import repository
 from api.domains.identity.audit import RequestContext, SecurityEvent, record
 from api.domains.identity.destinations import Channel, infer_channel, normalise
 from api.domains.identity.digests import digests_match, keyed_digest
+from api.domains.identity.limits import WINDOW, enforce
 from api.domains.identity.signin import SignInResult, complete_first_factor, register_user
 from api.domains.notifications.sender import MessageSender
-from api.errors import TooManyRequests, Unauthenticated
+from api.errors import Unauthenticated
 from api.security.tokens import TokenCodec
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.ids import new_id
 from nearx.settings import Settings
 
-WINDOW = timedelta(hours=1)
 INVALID_CODE = "the code is not valid or has expired; check it or request a new one"
 LOCKED_CODE = "too many wrong codes; request a new code"
 
@@ -45,15 +45,6 @@ def _mask(destination: str) -> str:
         local, _, domain = destination.partition("@")
         return f"{local[:1]}***@{domain}"
     return f"{destination[:4]}***{destination[-2:]}"
-
-
-def _enforce(window: repository.Row, limit: int, now: datetime, what: str) -> None:
-    if window["n"] >= limit:
-        retry_after = max(1, math.ceil((window["oldest"] + WINDOW - now).total_seconds()))
-        raise TooManyRequests(
-            f"too many codes requested for {what}; try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
 
 
 async def request_code(
@@ -73,14 +64,14 @@ async def request_code(
         keys = [f"otp:destination:{target}"] + ([f"otp:ip:{context.ip}"] if context.ip else [])
         await repository.lock_keys(conn, keys)
         since = now - WINDOW
-        _enforce(
+        enforce(
             await repository.otp_requests_by_destination(conn, target, since),
             settings.otp_requests_per_destination_per_hour,
             now,
             "this destination",
         )
         if context.ip:
-            _enforce(
+            enforce(
                 await repository.otp_requests_by_ip(conn, context.ip, since),
                 settings.otp_requests_per_ip_per_hour,
                 now,
@@ -129,8 +120,13 @@ async def verify_code(
     target = normalise(channel, destination)
     now = utc_now()
     attempt = await repository.reserve_otp_attempt(conn, target, now)  # autocommit: spent at once
-    if attempt is None or not digests_match(_code_digest(settings, target, code), attempt["code_hash"]):
-        locked = await _record_failure(conn, channel, target, attempt, now, context)
+    if attempt is None:
+        # No attempt could be spent, so nothing was at stake: refuse without writing, or
+        # anonymous callers could flood the audit trail.
+        raise Unauthenticated(LOCKED_CODE if await _locked(conn, target, now) else INVALID_CODE)
+    if not digests_match(_code_digest(settings, target, code), attempt["code_hash"]):
+        await _record_failure(conn, channel, target, attempt, context)
+        locked = attempt["attempts"] >= attempt["max_attempts"]
         raise Unauthenticated(LOCKED_CODE if locked else INVALID_CODE)
     async with conn.transaction():
         if not await repository.consume_otp_challenge(conn, attempt["id"], now):
@@ -150,28 +146,21 @@ async def verify_code(
         )
 
 
+async def _locked(conn: Connection, target: str, now: datetime) -> bool:
+    latest = await repository.latest_otp_challenge(conn, target)
+    return (
+        latest is not None
+        and latest["consumed_at"] is None
+        and latest["expires_at"] > now
+        and latest["attempts"] >= latest["max_attempts"]
+    )
+
+
 async def _record_failure(
-    conn: Connection,
-    channel: Channel,
-    target: str,
-    attempt: repository.Row | None,
-    now: datetime,
-    context: RequestContext,
-) -> bool:
-    """Audit a failed verification in its own committed transaction; True when the code is locked."""
+    conn: Connection, channel: Channel, target: str, attempt: repository.Row, context: RequestContext
+) -> None:
+    """Audit a wrong code (and the lockout it may cause) in its own committed transaction."""
     async with conn.transaction():
-        if attempt is None:
-            latest = await repository.latest_otp_challenge(conn, target)
-            locked = (
-                latest is not None
-                and latest["consumed_at"] is None
-                and latest["expires_at"] > now
-                and latest["attempts"] >= latest["max_attempts"]
-            )
-            reason, attempts = ("locked" if locked else "no live code"), None
-        else:
-            locked = attempt["attempts"] >= attempt["max_attempts"]
-            reason, attempts = "wrong code", attempt["attempts"]
         user = await repository.find_user_by_destination(conn, channel, target)
         user_id = user["id"] if user else None
         await record(
@@ -180,11 +169,9 @@ async def _record_failure(
             context=context,
             user_id=user_id,
             destination=_mask(target),
-            reason=reason,
-            attempts=attempts,
+            attempts=attempt["attempts"],
         )
-        if attempt is not None and locked:
+        if attempt["attempts"] >= attempt["max_attempts"]:
             await record(
                 conn, SecurityEvent.OTP_LOCKED, context=context, user_id=user_id, destination=_mask(target)
             )
-    return locked

@@ -440,16 +440,28 @@ async def insert_oidc_flow(
     nonce: str,
     code_verifier: str,
     redirect_uri: str,
+    ip: str | None,
     now: datetime,
     expires_at: datetime,
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO oidc_flows (state, provider, nonce, code_verifier, redirect_uri, created_at, expires_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO oidc_flows (state, provider, nonce, code_verifier, redirect_uri, ip, created_at,
+                                expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
         """,
-        (state, provider, nonce, code_verifier, redirect_uri, now, expires_at),
+        (state, provider, nonce, code_verifier, redirect_uri, ip, now, expires_at),
     )
+
+
+async def oidc_flows_by_ip(conn: Connection, ip: str, since: datetime) -> Row:
+    cursor = await conn.execute(
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM oidc_flows WHERE ip = %s AND created_at > %s",
+        (ip, since),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
 
 
 async def consume_oidc_flow(conn: Connection, *, state: str, provider: str, now: datetime) -> Row | None:
@@ -548,8 +560,10 @@ async def delete_expired_mfa_challenges(conn: Connection, now: datetime) -> int:
     return cursor.rowcount
 
 
-async def delete_expired_oidc_flows(conn: Connection, now: datetime) -> int:
-    cursor = await conn.execute("DELETE FROM oidc_flows WHERE expires_at < %s", (now,))
+async def delete_expired_oidc_flows(conn: Connection, now: datetime, *, counted_since: datetime) -> int:
+    cursor = await conn.execute(
+        "DELETE FROM oidc_flows WHERE expires_at < %s AND created_at < %s", (now, counted_since)
+    )
     return cursor.rowcount
 
 

@@ -248,11 +248,14 @@ class AuthController(Controller):
     async def start_oidc(
         self,
         conn: NamedDependency[Connection],
+        settings: NamedDependency[Settings],
+        context: NamedDependency[RequestContext],
         oidc_registry: NamedDependency[oidc.OidcRegistry],
         provider: FromPath[str],
     ) -> OidcAuthorization:
-        """Send the user to ``authorization_url``; the provider redirects back with ``code`` and ``state``."""
-        started = await oidc.start(conn, oidc_registry, provider)
+        """Send the user to ``authorization_url``; the provider redirects back with ``code`` and ``state``.
+        429 with ``Retry-After`` past ``NEARX_OIDC_STARTS_PER_IP_PER_HOUR``."""
+        started = await oidc.start(conn, settings, oidc_registry, provider, context=context)
         return OidcAuthorization(
             authorization_url=started.url, state=started.state, expires_in=started.expires_in
         )

@@ -11,8 +11,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from api.domains.identity import otp, repository
+from api.domains.identity import repository
 from api.domains.identity.audit import RequestContext, SecurityEvent, record
+from api.domains.identity.limits import WINDOW
 from api.errors import NotFound
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
 from nearx.clock import utc_now
@@ -168,17 +169,17 @@ async def revoke_role(
 async def purge_expired(conn: Connection, settings: Settings) -> dict[str, int]:
     """Delete sign-in state that can never be used again; returns rows deleted per table.
 
-    One-time codes are kept for the longer of their lifetime and the rate-limit
-    window, because the limits count them. Sessions and the audit trail are kept.
+    One-time codes and OIDC flows are kept for the longer of their lifetime and
+    the rate-limit window, because the limits count them. Sessions and the audit trail are kept.
     """
     now = utc_now()
     async with conn.transaction():
         return {
             "otp_challenges": await repository.delete_otp_challenges_before(
-                conn, now - max(otp.WINDOW, timedelta(seconds=settings.otp_ttl_s))
+                conn, now - max(WINDOW, timedelta(seconds=settings.otp_ttl_s))
             ),
             "mfa_challenges": await repository.delete_expired_mfa_challenges(conn, now),
-            "oidc_flows": await repository.delete_expired_oidc_flows(conn, now),
+            "oidc_flows": await repository.delete_expired_oidc_flows(conn, now, counted_since=now - WINDOW),
             "refresh_tokens": await repository.delete_refresh_tokens_of_dead_sessions(conn, now),
         }
 

@@ -17,6 +17,8 @@ from nearx.settings import Settings, SettingsError
 from tests.api.identity.conftest import Client, count, identity_settings
 from tests.api.identity.fake_oidc import CLIENT_ID, REDIRECT_URI, FakeProvider
 
+STARTS_LIMIT = 10
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
@@ -28,7 +30,11 @@ def fake() -> Iterator[FakeProvider]:
 @pytest.fixture
 def settings(tmp_path: Path, fake: FakeProvider) -> Settings:
     providers = {"fake": fake.provider_config(), "fake-static": fake.provider_config(discovery=False)}
-    return identity_settings(tmp_path, NEARX_OIDC_PROVIDERS=json.dumps(providers))
+    return identity_settings(
+        tmp_path,
+        NEARX_OIDC_PROVIDERS=json.dumps(providers),
+        NEARX_OIDC_STARTS_PER_IP_PER_HOUR=str(STARTS_LIMIT),
+    )
 
 
 async def _authorize(client: Client, provider: str = "fake") -> tuple[str, str, dict[str, str]]:
@@ -132,10 +138,22 @@ async def test_state_is_single_use_and_expires(client: Client, conn: Any) -> Non
     assert (await _callback(client, code, state)).status_code == 401
 
 
-async def test_state_of_another_provider_or_unknown_state_is_refused(client: Client) -> None:
+async def test_state_of_another_provider_or_unknown_state_is_refused(client: Client, conn: Any) -> None:
     code, state, _ = await _authorize(client, "fake")
     assert (await _callback(client, code, state, "fake-static")).status_code == 401
     assert (await _callback(client, code, "x" * 43)).status_code == 401
+    assert await count(conn, "security_events") == 0  # nothing was at stake, nothing is written
+    # the state is still good for its own provider
+    assert (await _callback(client, code, state, "fake")).status_code == 200
+
+
+async def test_starts_are_limited_per_client_address(client: Client, conn: Any) -> None:
+    for _ in range(STARTS_LIMIT):
+        assert (await client.post("/v1/auth/oidc/fake/authorize")).status_code == 200
+    limited = await client.post("/v1/auth/oidc/fake/authorize")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert await count(conn, "oidc_flows") == STARTS_LIMIT
 
 
 async def test_a_code_the_provider_rejects_is_refused(client: Client, conn: Any) -> None:

@@ -26,9 +26,12 @@ async def test_purge_keeps_what_is_still_needed(
         ("+9779807777777",),
     )
     await conn.execute(
-        "INSERT INTO oidc_flows (state, provider, nonce, code_verifier, redirect_uri, expires_at) "
-        "VALUES ('old', 'p', 'n', 'v', 'https://r', now() - interval '1 minute'), "
-        "('new', 'p', 'n', 'v', 'https://r', now() + interval '5 minutes')"
+        "INSERT INTO oidc_flows "
+        "(state, provider, nonce, code_verifier, redirect_uri, created_at, expires_at) "
+        "SELECT state, 'p', 'n', 'v', 'https://r', now() - created, now() - created + interval '10 minutes' "
+        "FROM (VALUES ('old', interval '2 hours'), ('counted', interval '20 minutes'), "
+        "('new', interval '0')) "
+        "AS f (state, created)"
     )
 
     monkeypatch.setenv("NEARX_HOME", str(settings.home))
@@ -43,9 +46,9 @@ async def test_purge_keeps_what_is_still_needed(
     assert "otp_challenges: 2 deleted" in result.output
 
     assert await count(conn, "otp_challenges") == 1  # the recent one still counts towards the limits
-    assert [r["state"] for r in await (await conn.execute("SELECT state FROM oidc_flows")).fetchall()] == [
-        "new"
-    ]
+    # an expired flow still inside the rate window is kept: the per-IP limit counts it
+    flows = await (await conn.execute("SELECT state FROM oidc_flows ORDER BY state")).fetchall()
+    assert [r["state"] for r in flows] == ["counted", "new"]
     # the live session keeps both tokens (reuse detection), the signed-out one loses its token
     rows = await (
         await conn.execute(
