@@ -128,6 +128,15 @@ async def test_round_offer_accept_and_deliver_records_emissions(
     rows = await events.fetchall()
     assert rows[-1]["event_type"] == "delivery.delivered"
     assert rows[-1]["payload"]["kg_co2e"] == done["kg_co2e"]
+    per_courier = await (
+        await conn.execute(
+            "SELECT count(*) AS n, sum(saving_kg_co2e) AS saved FROM delivery_emissions "
+            "WHERE courier_id = %s",
+            (near_body["id"],),
+        )
+    ).fetchone()
+    assert per_courier["n"] == 1
+    assert per_courier["saved"] == done["baseline_kg_co2e"] - done["kg_co2e"]
     # free again: the next round may offer this courier work
     assert (
         await conn.execute("SELECT idle_since FROM couriers WHERE id = %s", (near_body["id"],))
