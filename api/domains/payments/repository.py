@@ -103,7 +103,7 @@ async def pending_refund_total(conn: Connection, intent_id: uuid.UUID) -> int:
     row = await (
         await conn.execute(
             "SELECT COALESCE(sum(amount_minor), 0) AS total FROM payment_refunds "
-            "WHERE intent_id = %s AND status = 'pending'",
+            "WHERE intent_id = %s AND status IN ('requested', 'pending')",
             (intent_id,),
         )
     ).fetchone()
@@ -173,6 +173,48 @@ async def pending_refunds(conn: Connection, older_than: datetime) -> list[uuid.U
         )
     ).fetchall()
     return [row["id"] for row in rows]
+
+
+async def requested_refunds(conn: Connection) -> list[uuid.UUID]:
+    rows = await (
+        await conn.execute(
+            "SELECT id FROM payment_refunds WHERE status = 'requested' ORDER BY created_at, id"
+        )
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+async def mark_refund_sent(conn: Connection, refund_id: uuid.UUID) -> bool:
+    """Move a requested refund to pending; False if another dispatcher took it first."""
+    row = await (
+        await conn.execute(
+            "UPDATE payment_refunds SET status = 'pending', updated_at = now() "
+            "WHERE id = %s AND status = 'requested' RETURNING id",
+            (refund_id,),
+        )
+    ).fetchone()
+    return row is not None
+
+
+async def captured_intent_for_order(conn: Connection, order_ids: tuple[uuid.UUID, ...]) -> Row | None:
+    """The succeeded payment of an order (its merchant order or its parent), locked for a refund."""
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_intents WHERE order_id = ANY(%s) AND status = 'succeeded' "
+            "ORDER BY created_at LIMIT 1 FOR UPDATE",
+            (list(order_ids),),
+        )
+    ).fetchone()
+
+
+async def deposit_for(conn: Connection, booking_id: uuid.UUID) -> Row | None:
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_intents WHERE order_id = %s AND purpose = 'deposit' "
+            "ORDER BY created_at LIMIT 1",
+            (booking_id,),
+        )
+    ).fetchone()
 
 
 async def expired_authorizations(conn: Connection, now: datetime) -> list[uuid.UUID]:

@@ -409,6 +409,51 @@ async def _post_capture(conn: Connection, row: Row, outcome: ChargeOutcome) -> i
     return captured
 
 
+async def reserve_refund(
+    conn: Connection,
+    row: Row,
+    *,
+    amount: Money,
+    bearer: RefundBearer,
+    request_key: str,
+    reason: str | None,
+    status: Literal["pending", "requested"] = "pending",
+) -> Row:
+    """Validate and record a refund against a locked, captured intent, in the caller's transaction.
+
+    Pending and requested refunds count against what remains refundable, so
+    concurrent refunds can never add up to more than was captured.
+    """
+    existing = await repository.find_refund(conn, row["id"], request_key)
+    if existing is not None:
+        if existing["amount_minor"] != amount.amount_minor or existing["bearer"] != bearer:
+            raise InvalidInput("this refund key was already used for a different refund")
+        return existing
+    if amount.currency != row["currency"]:
+        raise InvalidInput(f"the intent is in {row['currency']}, not {amount.currency}")
+    if row["status"] != S.SUCCEEDED:
+        raise Conflict(f"cannot refund a payment intent in status {row['status']}", status=row["status"])
+    if row["purpose"] == "topup":
+        raise InvalidInput("a wallet top-up is not refundable; the balance can be paid out instead")
+    reserved = await repository.pending_refund_total(conn, row["id"])
+    refundable = row["amount_captured"] - row["amount_refunded"] - reserved
+    if amount.amount_minor > refundable:
+        raise InvalidInput(f"cannot refund {amount.amount_minor}: only {refundable} remains refundable")
+    return await repository.insert_refund(
+        conn,
+        {
+            "id": new_id(),
+            "intent_id": row["id"],
+            "request_key": request_key,
+            "amount_minor": amount.amount_minor,
+            "currency": amount.currency,
+            "bearer": bearer,
+            "status": status,
+            "reason": reason,
+        },
+    )
+
+
 async def refund(
     conn: Connection,
     gateways: Mapping[str, Gateway],
@@ -423,42 +468,41 @@ async def refund(
     """Refund part or all of what was captured; one refund per ``request_key``."""
     async with conn.transaction():
         row = await _intent(conn, intent_id, lock=True)
-        existing = await repository.find_refund(conn, intent_id, request_key)
-        if existing is not None:
-            if existing["amount_minor"] != amount.amount_minor or existing["bearer"] != bearer:
-                raise InvalidInput("this refund key was already used for a different refund")
-            return existing
-        if amount.currency != row["currency"]:
-            raise InvalidInput(f"the intent is in {row['currency']}, not {amount.currency}")
-        if row["status"] != S.SUCCEEDED:
-            raise Conflict(f"cannot refund a payment intent in status {row['status']}", status=row["status"])
-        if row["purpose"] == "topup":
-            raise InvalidInput("a wallet top-up is not refundable; the balance can be paid out instead")
-        pending = await repository.pending_refund_total(conn, intent_id)
-        refundable = row["amount_captured"] - row["amount_refunded"] - pending
-        if amount.amount_minor > refundable:
-            raise InvalidInput(f"cannot refund {amount.amount_minor}: only {refundable} remains refundable")
-        refund_row = await repository.insert_refund(
-            conn,
-            {
-                "id": new_id(),
-                "intent_id": intent_id,
-                "request_key": request_key,
-                "amount_minor": amount.amount_minor,
-                "currency": amount.currency,
-                "bearer": bearer,
-                "status": "pending",
-                "reason": reason,
-            },
+        refund_row = await reserve_refund(
+            conn, row, amount=amount, bearer=bearer, request_key=request_key, reason=reason
         )
-    gateway = gateway_for(gateways, row["provider"])
+    if refund_row["status"] != "pending":
+        return refund_row
+    return await _send_refund(conn, gateways, row, refund_row, actor=actor)
+
+
+async def _send_refund(
+    conn: Connection, gateways: Mapping[str, Gateway], row: Row, refund_row: Row, *, actor: str
+) -> Row:
+    """Ask the provider to refund (idempotent by the refund's id); a timeout leaves it pending."""
+    amount = Money(refund_row["amount_minor"], refund_row["currency"])
     try:
-        outcome = await gateway.refund(
+        outcome = await gateway_for(gateways, row["provider"]).refund(
             row["provider_ref"], amount, idempotency_key=f"refund:{refund_row['id']}"
         )
     except GatewayTimeout:
         return refund_row
     return await finish_refund(conn, refund_row["id"], outcome, actor=actor)
+
+
+async def dispatch_requested_refunds(conn: Connection, gateways: Mapping[str, Gateway]) -> int:
+    """Send the refunds other contexts requested inside their own transactions."""
+    sent = 0
+    for refund_id in await repository.requested_refunds(conn):
+        async with conn.transaction():
+            if not await repository.mark_refund_sent(conn, refund_id):
+                continue
+            refund_row = await repository.get_refund(conn, refund_id)
+            assert refund_row is not None
+            row = await _intent(conn, refund_row["intent_id"])
+        await _send_refund(conn, gateways, row, {**refund_row, "status": "pending"}, actor="dispatcher")
+        sent += 1
+    return sent
 
 
 async def finish_refund(conn: Connection, refund_id: uuid.UUID, outcome: RefundOutcome, *, actor: str) -> Row:
@@ -554,6 +598,7 @@ class ReconcileReport:
     refunds_settled: int
     authorizations_expired: int
     still_unknown: int
+    refunds_dispatched: int
 
 
 async def reconcile(
@@ -571,6 +616,7 @@ async def reconcile(
     """
     now = now or utc_now()
     settled = refunds_done = expired = unknown = 0
+    dispatched = await dispatch_requested_refunds(conn, gateways)
     for intent_id in await repository.stale_open(conn, now - older_than):
         row = await _intent(conn, intent_id)
         try:
@@ -601,4 +647,4 @@ async def reconcile(
     for intent_id in await repository.expired_authorizations(conn, now):
         after = await cancel(conn, gateways, intent_id, actor="reconcile", reason="authorization_expired")
         expired += after["status"] == S.CANCELED
-    return ReconcileReport(settled, refunds_done, expired, unknown)
+    return ReconcileReport(settled, refunds_done, expired, unknown, dispatched)
