@@ -11,6 +11,7 @@ import dagster as dg
 from nearx.settings import Settings, get_settings
 from pipelines.assets.extract import extract_assets
 from pipelines.assets.marts import mart_assets
+from pipelines.assets.ml import ml_assets, ml_job, ml_resources
 from pipelines.assets.simulation import simulated_day, simulated_entities
 from pipelines.assets.staging import staging_assets
 from pipelines.jobs import ALL_JOBS
@@ -21,11 +22,21 @@ from pipelines.sensors import outbox_sensor
 
 def build_definitions(settings: Settings, **resource_options: object) -> dg.Definitions:
     return dg.Definitions(
-        assets=[simulated_entities, simulated_day, *staging_assets, *mart_assets, *extract_assets],
-        jobs=ALL_JOBS,
+        assets=[
+            simulated_entities,
+            simulated_day,
+            *staging_assets,
+            *mart_assets,
+            *extract_assets,
+            *ml_assets,
+        ],
+        jobs=[*ALL_JOBS, ml_job],
         schedules=[daily_schedule],
         sensors=[outbox_sensor],
-        resources=build_resources(settings, **resource_options),  # type: ignore[arg-type]
+        resources={
+            **build_resources(settings, **resource_options),  # type: ignore[arg-type]
+            **ml_resources(settings),
+        },
     )
 
 

@@ -70,7 +70,8 @@ def test_eta_beats_routing_by_20_percent_with_calibrated_p90(runs: Runs) -> None
 
 
 def test_gate_promotes_the_first_and_keeps_the_champion_on_a_tie(runs: Runs) -> None:
-    assert runs.eta.registered.promoted and runs.eta.registered.decision.startswith("promoted")
+    assert runs.eta.registered.promoted
+    assert runs.eta.registered.decision.startswith("promoted")
     assert not runs.eta_again.registered.promoted
     assert runs.eta_again.registered.champion_score == pytest.approx(runs.eta.registered.challenger_score)
     client = configure(runs.city.settings)
