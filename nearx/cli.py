@@ -321,3 +321,32 @@ def sandbox_messages(
     for message in messages:
         table.add_row(message.sent_at, message.channel, message.destination, message.template, message.body)
     Console(width=200).print(table)
+
+
+payments_app = typer.Typer(help="Payments: reconciliation with the providers.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("reconcile")
+def payments_reconcile(
+    older_than_s: Annotated[
+        int, typer.Option(help="Only settle operations untouched for this many seconds (in-flight calls).")
+    ] = 120,
+) -> None:
+    """Ask providers about payments left unknown by timeouts; send requested refunds; void expired holds."""
+    import asyncio
+    from datetime import timedelta
+
+    from api.domains.payments.jobs import reconcile_database
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        report = asyncio.run(reconcile_database(url, older_than=timedelta(seconds=older_than_s)))
+    typer.echo(
+        f"settled {report.intents_settled} intent(s), {report.refunds_settled} refund(s); "
+        f"dispatched {report.refunds_dispatched} requested refund(s); "
+        f"voided {report.authorizations_expired} expired authorization(s); "
+        f"{report.still_unknown} still unknown"
+    )
