@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,34 +79,33 @@ class LoadedModel:
     pyfunc: Any
     loaded_at: datetime
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
         """Predictions as a frame: the model's named outputs, or one ``score`` column.
 
+        ``frame`` is a DataFrame or a mapping of column arrays holding at least the inputs.
         The signature was checked once at load, so the per-request path skips MLflow's
         schema enforcement (~15 ms for 200 rows) and calls the model underneath: a LightGBM
         booster gets a float matrix in signature order, a Python model its own ``predict``.
         """
-        columns = frame.loc[:, list(self.inputs)]
-        raw = _fast_predict(self.pyfunc, columns)
+        impl = getattr(self.pyfunc, "_model_impl", None)
+        booster = getattr(impl, "lgb_model", None)
+        if booster is not None and type(booster).__name__ == "Booster":
+            matrix = np.column_stack([np.asarray(frame[name], dtype=np.float64) for name in self.inputs])
+            raw: Any = booster.predict(matrix, num_threads=1)
+        else:
+            columns = pd.DataFrame({name: frame[name] for name in self.inputs})
+            python_model = getattr(impl, "python_model", None)
+            if python_model is not None:
+                raw = python_model.predict(None, columns)
+            else:
+                raw = self.pyfunc.predict(columns)
         if isinstance(raw, pd.DataFrame):
             return raw.reset_index(drop=True)
-        values = np.asarray(raw, dtype=np.float64).reshape(len(frame), -1)
+        values = np.asarray(raw, dtype=np.float64)
+        values = values.reshape(values.shape[0], -1)
         if values.shape[1] == 1:
             return pd.DataFrame({"score": values[:, 0]})
         return pd.DataFrame(values, columns=[f"score_{i}" for i in range(values.shape[1])])
-
-
-def _fast_predict(pyfunc: Any, columns: pd.DataFrame) -> Any:
-    import lightgbm as lgb
-
-    impl = getattr(pyfunc, "_model_impl", None)
-    raw_model = getattr(impl, "lgb_model", None)
-    if isinstance(raw_model, lgb.Booster):
-        return raw_model.predict(columns.to_numpy(dtype=np.float64), num_threads=1)
-    python_model = getattr(impl, "python_model", None)
-    if python_model is not None:
-        return python_model.predict(None, columns)
-    return pyfunc.predict(columns)
 
 
 class RegistrySource(Protocol):
@@ -149,6 +148,10 @@ class MlflowSource:
         return mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
 
 
+def _constant(spec: ModelSpec) -> Callable[[], ModelSpec]:
+    return lambda: spec
+
+
 def check_signature(spec: ModelSpec, pyfunc: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The model's input and output column names, if the scorer can feed it and read it."""
     inputs_schema = pyfunc.metadata.get_input_schema()
@@ -159,7 +162,7 @@ def check_signature(spec: ModelSpec, pyfunc: Any) -> tuple[tuple[str, ...], tupl
     if missing:
         raise SignatureMismatch(f"{spec.name}: the scorer cannot supply {missing}")
     outputs_schema = pyfunc.metadata.get_output_schema()
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ("score",)  # an unnamed output (a booster's array) is read as one score
     if outputs_schema is not None and outputs_schema.has_input_names():
         outputs = tuple(str(n) for n in outputs_schema.input_names())
     lacking = sorted(set(spec.outputs) - set(outputs))
@@ -180,13 +183,24 @@ class ModelStatus:
 class ModelRegistry:
     """The served champion of each spec, refreshed by :meth:`refresh` (blocking) or :meth:`poll`."""
 
-    def __init__(self, source: RegistrySource, specs: Sequence[ModelSpec], *, alias: str = CHAMPION) -> None:
+    def __init__(
+        self,
+        source: RegistrySource,
+        specs: Sequence[ModelSpec] | Mapping[str, Callable[[], ModelSpec]],
+        *,
+        alias: str = CHAMPION,
+    ) -> None:
+        """``specs`` may be given lazily (name → factory): building one can import Feast, which
+        takes seconds, and is only needed once a version is there to check."""
         self.source = source
-        self.specs = {spec.name: spec for spec in specs}
+        self._spec_factories: dict[str, Callable[[], ModelSpec]] = (
+            dict(specs) if isinstance(specs, Mapping) else {s.name: _constant(s) for s in specs}
+        )
+        self._specs: dict[str, ModelSpec] = {}
         self.alias = alias
         self._models: Mapping[str, LoadedModel] = {}
         self._refreshing = threading.Lock()
-        self.status = {name: ModelStatus() for name in self.specs}
+        self.status = {name: ModelStatus() for name in self._spec_factories}
 
     def get(self, name: str) -> LoadedModel | None:
         """The model to use for one request (keep the reference; don't call again mid-request)."""
@@ -195,11 +209,11 @@ class ModelRegistry:
     def refresh(self) -> None:
         """Ask the registry for each alias; load, check and swap in any version that moved."""
         with self._refreshing:
-            for name, spec in self.specs.items():
+            for name in self._spec_factories:
                 status = self.status[name]
                 status.last_checked = utc_now()
                 try:
-                    self._refresh_one(spec)
+                    self._refresh_one(name)
                     status.last_error = None
                 except (RegistryUnavailable, SignatureMismatch, OSError) as exc:
                     self._failed(name, exc)
@@ -211,11 +225,18 @@ class ModelRegistry:
         self.status[name].last_error = f"{type(exc).__name__}: {exc}"
         metrics.REGISTRY_ERRORS.labels(name).inc()
 
-    def _refresh_one(self, spec: ModelSpec) -> None:
-        ref = self.source.resolve(spec.name, self.alias)
-        current = self._models.get(spec.name)
+    def spec(self, name: str) -> ModelSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            spec = self._specs[name] = self._spec_factories[name]()
+        return spec
+
+    def _refresh_one(self, name: str) -> None:
+        ref = self.source.resolve(name, self.alias)
+        current = self._models.get(name)
         if current is not None and current.version == ref.version:
             return
+        spec = self.spec(name)
         pyfunc = self.source.load(ref)
         inputs, outputs = check_signature(spec, pyfunc)
         loaded = LoadedModel(

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from feast import FeatureStore
 
+from features.store import apply_repo, open_store
+from nearx.settings import load_settings
 from tests.serving.trained import RANKER_INPUTS, register, train_ranker
 
 
@@ -35,3 +40,40 @@ def ranker_store(tmp_path_factory: pytest.TempPathFactory) -> RankerStore:
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.set_registered_model_alias("ranker-test", "champion", v1)
     return RankerStore(uri, root, "ranker-test", (v1, v2, v3))
+
+
+MERCHANT_FEATURES = (
+    "merchant_orders_28d",
+    "merchant_acceptance_rate",
+    "merchant_cancel_rate",
+    "merchant_prep_p50_s",
+    "merchant_prep_p90_s",
+    "merchant_on_time_rate",
+    "merchant_rating_28d",
+    "merchant_reviews_28d",
+)
+
+
+def merchant_feature_rows(ids: list[str], seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    frame = pd.DataFrame({"merchant_id": ids, "event_timestamp": [pd.Timestamp.now(tz="UTC")] * n})
+    for name in MERCHANT_FEATURES:
+        frame[name] = rng.uniform(0, 1, n)
+    frame["merchant_rating_28d"] = rng.uniform(3.0, 5.0, n)
+    frame["merchant_orders_28d"] = rng.uniform(0, 500, n)
+    return frame
+
+
+def open_feature_store(root: Path, online: str = "sqlite", online_url: str | None = None) -> FeatureStore:
+    settings = load_settings({"NEARX_HOME": str(root / "home")})
+    return open_store(settings, root / "features", online=online, online_url=online_url)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def feature_store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
+    """The project's Feast repo applied to a temp registry, with online rows for merchants m0..m299."""
+    store = open_feature_store(tmp_path_factory.mktemp("feast"))
+    apply_repo(store)
+    store.write_to_online_store("merchant_stats", merchant_feature_rows([f"m{i}" for i in range(300)]))
+    return store

@@ -1,0 +1,248 @@
+"""ETA promises (P50/P90) and the green-delivery option, from the ETA and green models or routing.
+
+One call covers a batch of (merchant → drop-off) trips, e.g. the top results of a match or
+one order. Model inputs are the model's FeatureService (``eta_v1``/``green_v1``: kitchen,
+merchant-hour, courier, cell-hour online features, plus the ``order_context`` on-demand view
+computed with Feast's own transformation, as in training) and the trip's row features.
+
+Fallback (documented, marked ``degraded``): the routing provider's travel time for the mode
+and hour plus the kitchen's prep time and 3 minutes of handling for P50; P90 adds 50% of
+prep and 30% of travel. The green option is an e-bike whose routing ETA still meets P90.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]
+
+from nearx.emissions import leg_emission
+from nearx.routing import HaversineRouting, Mode
+from serving import metrics
+from serving.online import Columns, FeaturesUnavailable, OnlineFeatures
+from serving.registry import LoadedModel, ModelRegistry, ModelSpec
+
+FloatArray = npt.NDArray[np.float64]
+
+ETA_MODEL = "nearx-eta"
+ETA_SERVICE = "eta_v1"
+GREEN_MODEL = "nearx-green"
+GREEN_SERVICE = "green_v1"
+DEFAULT_MODE = Mode.MOTORBIKE
+GREEN_MODE = Mode.E_BIKE
+GREEN_MIN_P_ON_TIME = 0.7
+HANDLING_S = 180.0
+ROW_COLUMNS = (
+    "distance_m",
+    "mode",
+    "category",
+    "local_hour",
+    "weekday",
+    "rain",
+    "merchant_lat",
+    "merchant_lng",
+    "dropoff_lat",
+    "dropoff_lng",
+)
+
+
+@dataclass(frozen=True)
+class Trips:
+    """Trips from merchants to one or more drop-off points, as columns of equal length."""
+
+    merchant_ids: Sequence[str]
+    merchant_cells_r7: Sequence[str]
+    categories: Sequence[str]
+    merchant_lat: FloatArray
+    merchant_lng: FloatArray
+    dropoff_lat: FloatArray
+    dropoff_lng: FloatArray
+    prep_s: FloatArray
+    at: datetime
+    local_hour: int
+    weekday: int
+    courier_ids: Sequence[str] | None = None
+    modes: Sequence[Mode] | None = None
+    rain: bool = False
+
+    def __len__(self) -> int:
+        return len(self.merchant_ids)
+
+
+@dataclass(frozen=True)
+class Promise:
+    p50_s: FloatArray
+    p90_s: FloatArray
+    model: str | None
+    version: str | None
+    degraded: str | None
+
+
+@dataclass(frozen=True)
+class GreenOption:
+    """Whether an e-bike can keep the promise, its CO2e and the saving against the default mode."""
+
+    available: npt.NDArray[np.bool_]
+    p_on_time: FloatArray
+    kg_co2e: FloatArray
+    saving_kg_co2e: FloatArray
+    model: str | None
+    version: str | None
+    degraded: str | None = None
+    mode: Mode = field(default=GREEN_MODE)
+
+
+def eta_spec(features: tuple[str, ...], request_features: tuple[str, ...]) -> ModelSpec:
+    return ModelSpec(
+        ETA_MODEL, frozenset((*ROW_COLUMNS, *features, *request_features)), ("eta_p50_s", "eta_p90_s")
+    )
+
+
+def green_spec(features: tuple[str, ...], request_features: tuple[str, ...]) -> ModelSpec:
+    return ModelSpec(GREEN_MODEL, frozenset((*ROW_COLUMNS, *features, *request_features)), ("p_on_time",))
+
+
+class EtaScorer:
+    def __init__(
+        self, registry: ModelRegistry, online: OnlineFeatures | None, routing: HaversineRouting, country: str
+    ) -> None:
+        self.registry = registry
+        self.online = online
+        self.routing = routing
+        self.country = country
+
+    def routing_travel_s(self, trips: Trips, mode: Mode) -> tuple[FloatArray, FloatArray]:
+        origins = np.column_stack((trips.merchant_lat, trips.merchant_lng))
+        destinations = np.column_stack((trips.dropoff_lat, trips.dropoff_lng))
+        return self.routing.pairs(origins, destinations, mode, trips.at)
+
+    def heuristic(self, trips: Trips, reason: str) -> Promise:
+        _, travel = self.routing_travel_s(trips, DEFAULT_MODE)
+        p50 = trips.prep_s + travel + HANDLING_S
+        return Promise(p50, p50 + 0.5 * trips.prep_s + 0.3 * travel, None, None, reason)
+
+    def promise(self, trips: Trips) -> Promise:
+        started = time.perf_counter()
+        result = self._with_model(
+            ETA_MODEL, ETA_SERVICE, trips, [DEFAULT_MODE] * len(trips) if trips.modes is None else trips.modes
+        )
+        if isinstance(result, str):
+            metrics.DEGRADED.labels("eta", result).inc()
+            promise = self.heuristic(trips, result)
+        else:
+            model, out = result
+            p50 = out["eta_p50_s"].to_numpy(dtype=np.float64)
+            promise = Promise(
+                p50,
+                np.maximum(out["eta_p90_s"].to_numpy(dtype=np.float64), p50),
+                model.name,
+                model.version,
+                None,
+            )
+            metrics.SCORED.labels(model.name, model.version).inc()
+        metrics.SCORING_SECONDS.labels("eta").observe(time.perf_counter() - started)
+        return promise
+
+    def green(self, trips: Trips, promise: Promise) -> GreenOption:
+        distance, travel = self.routing_travel_s(trips, GREEN_MODE)
+        green_kg = np.array([leg_emission(d, GREEN_MODE, self.country).kg_co2e for d in distance])
+        default_kg = np.array([leg_emission(d, DEFAULT_MODE, self.country).kg_co2e for d in distance])
+        result = self._with_model(GREEN_MODEL, GREEN_SERVICE, trips, [GREEN_MODE] * len(trips))
+        if isinstance(result, str):
+            metrics.DEGRADED.labels("green", result).inc()
+            on_time = trips.prep_s + travel + HANDLING_S <= promise.p90_s
+            p_on_time = on_time.astype(np.float64)
+            model_name = version = None
+            degraded: str | None = result
+        else:
+            model, out = result
+            p_on_time = out["p_on_time"].to_numpy(dtype=np.float64)
+            model_name, version, degraded = model.name, model.version, None
+        return GreenOption(
+            available=p_on_time >= GREEN_MIN_P_ON_TIME,
+            p_on_time=p_on_time,
+            kg_co2e=green_kg,
+            saving_kg_co2e=np.maximum(default_kg - green_kg, 0.0),
+            model=model_name,
+            version=version,
+            degraded=degraded,
+        )
+
+    def _with_model(
+        self, name: str, default_service: str, trips: Trips, modes: Sequence[Mode]
+    ) -> tuple[LoadedModel, pd.DataFrame] | str:
+        """The model's predictions for ``trips``, or the reason to fall back."""
+        model = self.registry.get(name)
+        if model is None:
+            return "no_model"
+        if self.online is None:
+            return "features_unavailable"
+        try:
+            features = self._features(model.feature_service or default_service, trips)
+        except FeaturesUnavailable:
+            return "features_unavailable"
+        try:
+            frame = pd.DataFrame({**features, **_row_columns(trips, modes)})
+            frame = pd.concat([frame, _order_context(frame)], axis=1)
+            out = model.predict(frame)
+        except Exception:  # a model that cannot score this trip must not fail the request
+            return "model_error"
+        return model, out
+
+    def _features(self, service: str, trips: Trips) -> Columns:
+        assert self.online is not None
+        hour = f"@{trips.local_hour:02d}"
+        keys = {
+            "merchant_id": list(trips.merchant_ids),
+            "merchant_hour": [m + hour for m in trips.merchant_ids],
+            "cell_hour": [c + hour for c in trips.merchant_cells_r7],
+            "courier_id": list(trips.courier_ids) if trips.courier_ids is not None else [""] * len(trips),
+        }
+        return self.online.get(service, keys)
+
+
+def _row_columns(trips: Trips, modes: Sequence[Mode]) -> dict[str, object]:
+    n = len(trips)
+    straight = _haversine_m(trips)
+    return {
+        "distance_m": straight,
+        "mode": [str(m) for m in modes],
+        "category": list(trips.categories),
+        "local_hour": np.full(n, trips.local_hour, dtype=np.int64),
+        "weekday": np.full(n, trips.weekday, dtype=np.int64),
+        "rain": np.full(n, 1 if trips.rain else 0, dtype=np.int64),
+        "merchant_lat": trips.merchant_lat,
+        "merchant_lng": trips.merchant_lng,
+        "dropoff_lat": trips.dropoff_lat,
+        "dropoff_lng": trips.dropoff_lng,
+    }
+
+
+def _haversine_m(trips: Trips) -> FloatArray:
+    from nearx.routing import elementwise_haversine_m
+
+    return elementwise_haversine_m(
+        np.column_stack((trips.merchant_lat, trips.merchant_lng)),
+        np.column_stack((trips.dropoff_lat, trips.dropoff_lng)),
+    )
+
+
+def _order_context(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``order_context`` on-demand features, by the view's own transformation (as in training)."""
+    from features.views import order_context
+
+    transformation = order_context.feature_transformation
+    if transformation is None:
+        raise RuntimeError("order_context has no transformation")
+    return transformation.transform(frame)
+
+
+def request_feature_names() -> tuple[str, ...]:
+    from features.views import order_context
+
+    return tuple(f.name for f in order_context.features)

@@ -1,0 +1,265 @@
+"""Online features of a FeatureService for one request's candidates, through a read-through cache.
+
+Why not call ``FeatureStore.get_online_features`` per request: for 200 merchants it costs
+milliseconds of protobuf and pandas work, most of it re-reading rows that change once per
+materialisation. So each batch view of the service is read per entity key from a cache,
+and only the misses go to Feast, in one call per view per request (batched).
+
+Freshness (the stated bound): a value served was read from the Feast online store at most
+``freshness_s`` seconds before (wall clock, stamped when read, also across processes when
+the Redis layer is on). A newer materialisation is therefore visible within ``freshness_s``;
+:meth:`OnlineFeatures.sync` drops a view's entries as soon as it sees that view materialised
+again, which the runtime calls on its poll, usually well before the bound.
+
+Layers: this process's dict (bounded, LRU-ish by insertion), then Redis when a URL is given
+(shared by every API pod: one pod's miss warms the others), then Feast. Missing entities are
+cached too (as nulls) so an unknown merchant can't make every request go to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from serving import metrics
+
+FloatArray = npt.NDArray[np.float64]
+Vector = tuple[float | None, ...]
+Columns = dict[str, FloatArray]
+
+
+class FeaturesUnavailable(RuntimeError):
+    """The online store (or its registry) could not answer."""
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """One batch view of a service: which join key addresses it and which features it gives."""
+
+    view: str
+    join_key: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    views: tuple[ViewPlan, ...]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(f for view in self.views for f in view.features)
+
+
+class SharedCache(Protocol):
+    """A cross-process cache of feature vectors (Redis in production)."""
+
+    def get_many(self, keys: Sequence[str]) -> list[tuple[float, Vector] | None]: ...
+
+    def set_many(self, items: Mapping[str, tuple[float, Vector]], ttl_s: float) -> None: ...
+
+
+class RedisCache:
+    """Feature vectors in Redis as JSON ``[read_at, [values...]]`` with an expiry of the freshness bound."""
+
+    def __init__(self, url: str, prefix: str = "nearx:features:") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.05, socket_connect_timeout=0.05)
+        self.prefix = prefix
+
+    def get_many(self, keys: Sequence[str]) -> list[tuple[float, Vector] | None]:
+        raw = self._redis.mget([self.prefix + k for k in keys])
+        out: list[tuple[float, Vector] | None] = []
+        for item in raw:
+            if item is None:
+                out.append(None)
+                continue
+            read_at, values = json.loads(item)
+            out.append((float(read_at), tuple(values)))
+        return out
+
+    def set_many(self, items: Mapping[str, tuple[float, Vector]], ttl_s: float) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, (read_at, values) in items.items():
+            pipe.set(self.prefix + key, json.dumps([read_at, list(values)]), px=max(1, int(ttl_s * 1000)))
+        pipe.execute()
+
+    def clear(self) -> None:
+        for key in self._redis.scan_iter(match=self.prefix + "*", count=1000):
+            self._redis.delete(key)
+
+
+class OnlineFeatures:
+    """Batched, cached online retrieval of a FeatureService's batch views."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        freshness_s: float = 60.0,
+        shared: SharedCache | None = None,
+        max_entries: int = 500_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.freshness_s = freshness_s
+        self.shared = shared
+        self.max_entries = max_entries
+        self.clock = clock
+        self._local: OrderedDict[str, tuple[float, Vector]] = OrderedDict()
+        self._plans: dict[str, ServicePlan] = {}
+        self._materialized: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, service_name: str) -> ServicePlan:
+        """The batch views and features of a service, read once from the Feast registry."""
+        plan = self._plans.get(service_name)
+        if plan is not None:
+            return plan
+        try:
+            service = self.store.get_feature_service(service_name)
+            odfvs = {view.name for view in self.store.list_on_demand_feature_views()}
+            views = []
+            for projection in service.feature_view_projections:
+                if projection.name in odfvs:
+                    continue  # request-time features: the scorer computes them from the request
+                view = self.store.get_feature_view(projection.name)
+                (join_key,) = view.join_keys
+                views.append(ViewPlan(projection.name, join_key, tuple(f.name for f in projection.features)))
+        except Exception as exc:
+            raise FeaturesUnavailable(f"feature service {service_name}: {exc}") from exc
+        plan = ServicePlan(service_name, tuple(views))
+        self._plans[service_name] = plan
+        return plan
+
+    def get(self, service_name: str, keys: Mapping[str, Sequence[str]]) -> Columns:
+        """Feature columns (float64, NaN when unknown) for rows whose join keys are given per key name.
+
+        ``keys`` maps a join key to one value per row (``{"merchant_id": [...200...],
+        "customer_id": [c] * 200}``); each view reads each distinct key once.
+        """
+        plan = self.plan(service_name)
+        columns: Columns = {}
+        for view in plan.views:
+            values = keys.get(view.join_key)
+            if values is None:
+                raise KeyError(f"{service_name} needs the join key {view.join_key!r}")
+            vectors = self._vectors(view, values)
+            matrix = np.array(
+                [vectors[v] for v in values], dtype=np.float64
+            )  # None becomes NaN in a float array
+            matrix = matrix.reshape(len(values), len(view.features))
+            for i, feature in enumerate(view.features):
+                columns[feature] = matrix[:, i]
+        return columns
+
+    def _vectors(self, view: ViewPlan, values: Sequence[str]) -> dict[str, Vector]:
+        now = self.clock()
+        found: dict[str, Vector] = {}
+        missing: list[str] = []
+        for value in dict.fromkeys(values):
+            entry = self._local.get(f"{view.view}:{value}")
+            if entry is not None and now - entry[0] < self.freshness_s:
+                found[value] = entry[1]
+            else:
+                missing.append(value)
+        metrics.FEATURE_LOOKUPS.labels(view.view, "process").inc(len(found))
+        if missing and self.shared is not None:
+            missing = self._from_shared(view, missing, now, found)
+        if missing:
+            fetched = self._from_store(view, missing)
+            stamped = {f"{view.view}:{k}": (now, vector) for k, vector in fetched.items()}
+            self._remember(stamped)
+            if self.shared is not None:
+                self._to_shared(view, stamped)
+            found.update(fetched)
+            metrics.FEATURE_LOOKUPS.labels(view.view, "store").inc(len(fetched))
+        return found
+
+    def _from_shared(
+        self, view: ViewPlan, missing: list[str], now: float, found: dict[str, Vector]
+    ) -> list[str]:
+        assert self.shared is not None
+        try:
+            entries = self.shared.get_many([self._shared_key(view, k) for k in missing])
+        except Exception:  # a Redis outage costs speed, never answers: fall through to Feast
+            metrics.FEATURE_LOOKUPS.labels(view.view, "shared_error").inc(len(missing))
+            return missing
+        still: list[str] = []
+        fresh: dict[str, tuple[float, Vector]] = {}
+        for key, entry in zip(missing, entries, strict=True):
+            if entry is not None and now - entry[0] < self.freshness_s:
+                found[key] = entry[1]
+                fresh[f"{view.view}:{key}"] = entry
+            else:
+                still.append(key)
+        self._remember(fresh)
+        metrics.FEATURE_LOOKUPS.labels(view.view, "shared").inc(len(fresh))
+        return still
+
+    def _to_shared(self, view: ViewPlan, stamped: Mapping[str, tuple[float, Vector]]) -> None:
+        assert self.shared is not None
+        prefix = len(view.view) + 1
+        try:
+            self.shared.set_many(
+                {self._shared_key(view, k[prefix:]): entry for k, entry in stamped.items()}, self.freshness_s
+            )
+        except Exception:  # the answer is already in hand; a Redis outage only costs the next pod a read
+            metrics.FEATURE_LOOKUPS.labels(view.view, "shared_error").inc(len(stamped))
+
+    def _shared_key(self, view: ViewPlan, key: str) -> str:
+        """Keyed by the view's last materialisation seen, so a new one never reads older entries."""
+        return f"{view.view}:{self._materialized.get(view.view)}:{key}"
+
+    def _from_store(self, view: ViewPlan, missing: list[str]) -> dict[str, Vector]:
+        refs = [f"{view.view}:{feature}" for feature in view.features]
+        try:
+            response = self.store.get_online_features(
+                features=refs, entity_rows=[{view.join_key: key} for key in missing]
+            ).to_dict()
+        except Exception as exc:
+            raise FeaturesUnavailable(f"online store ({view.view}): {exc}") from exc
+        columns = [response[feature] for feature in view.features]
+        return {
+            key: tuple(None if col[i] is None else float(col[i]) for col in columns)
+            for i, key in enumerate(missing)
+        }
+
+    def _remember(self, entries: Mapping[str, tuple[float, Vector]]) -> None:
+        with self._lock:
+            self._local.update(entries)
+            while len(self._local) > self.max_entries:
+                self._local.popitem(last=False)
+
+    def sync(self) -> list[str]:
+        """Drop cached entries of every view materialised since the last call; the views dropped.
+
+        Reads the views' materialisation intervals from the Feast registry (refreshed), so a
+        ``feast materialize`` by the pipelines is picked up on the next poll.
+        """
+        try:
+            self.store.refresh_registry()
+            views = self.store.list_feature_views()
+        except Exception as exc:
+            raise FeaturesUnavailable(f"feature registry: {exc}") from exc
+        dropped = []
+        for view in views:
+            mark = view.materialization_intervals[-1][1] if view.materialization_intervals else None
+            if view.name in self._materialized and self._materialized[view.name] != mark:
+                dropped.append(view.name)
+            self._materialized[view.name] = mark
+        if dropped:
+            with self._lock:
+                prefixes = tuple(f"{name}:" for name in dropped)
+                for key in [k for k in self._local if k.startswith(prefixes)]:
+                    del self._local[key]
+        return dropped

@@ -1,0 +1,176 @@
+"""The scoring runtime one API process holds: models, online features, scorers, background poll.
+
+Started in the API's lifespan and stored in ``app.state.scoring``. Start-up never waits on
+MLflow or Feast: the first poll runs in a worker thread, and until a champion is loaded (or
+whenever the registry or the online store is down) every answer comes from the fallbacks.
+Heavy libraries (mlflow, feast) are imported only when their stores exist.
+
+Each async entry point runs its scorer in a worker thread under a latency budget; over the
+budget the request gets the heuristic (``degraded = "over_budget"``) and the late thread
+still completes, warming the feature cache for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from nearx.routing import HaversineRouting
+from nearx.settings import Settings
+from serving import eta, match, metrics
+from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
+from serving.registry import MlflowSource, ModelRegistry, ModelSpec, RegistrySource
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BUDGET_S = 0.05
+DEFAULT_FRESHNESS_S = 60.0
+DEFAULT_POLL_S = 30.0
+
+
+def service_features(name: str) -> tuple[str, ...]:
+    """The features a FeatureService delivers, from the repo's definitions (no store needed)."""
+    from features.services import SERVICES
+
+    (service,) = [s for s in SERVICES if s.name == name]
+    return tuple(f.name for projection in service.feature_view_projections for f in projection.features)
+
+
+def default_specs() -> dict[str, Callable[[], ModelSpec]]:
+    """The served models and what their scorers supply, built lazily (it imports Feast)."""
+    return {
+        match.RANKER_MODEL: lambda: match.ranker_spec(service_features(match.RANKER_SERVICE)),
+        eta.ETA_MODEL: lambda: eta.eta_spec(service_features(eta.ETA_SERVICE), eta.request_feature_names()),
+        eta.GREEN_MODEL: lambda: eta.green_spec(
+            service_features(eta.GREEN_SERVICE), eta.request_feature_names()
+        ),
+    }
+
+
+@dataclass
+class ScoringRuntime:
+    registry: ModelRegistry
+    open_store: Callable[[], Any | None]
+    """Opens the Feast store, or None while there is none (called on each poll until it works)."""
+    freshness_s: float = DEFAULT_FRESHNESS_S
+    redis_url: str | None = None
+    budget_s: float = DEFAULT_BUDGET_S
+    poll_interval_s: float = DEFAULT_POLL_S
+    online: OnlineFeatures | None = None
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _eta: dict[tuple[str, str, str], eta.EtaScorer] = field(default_factory=dict, repr=False)
+
+    @property
+    def match_scorer(self) -> match.MatchScorer:
+        return match.MatchScorer(self.registry, self.online)
+
+    def eta_scorer(self, city_id: str, timezone: str, country: str) -> eta.EtaScorer:
+        key = (city_id, timezone, country)
+        scorer = self._eta.get(key)
+        if scorer is None or scorer.online is not self.online:
+            scorer = eta.EtaScorer(self.registry, self.online, HaversineRouting(city_id, timezone), country)
+            self._eta[key] = scorer
+        return scorer
+
+    def refresh(self) -> None:
+        """One poll (blocking): open the feature store if it appeared, reload moved aliases, sync caches."""
+        if self.online is None:
+            store = self.open_store()
+            if store is not None:
+                shared = RedisCache(self.redis_url) if self.redis_url else None
+                self.online = OnlineFeatures(store, freshness_s=self.freshness_s, shared=shared)
+        self.registry.refresh()
+        if self.online is not None:
+            try:
+                self.online.sync()
+            except FeaturesUnavailable as exc:
+                log.warning("feature registry unavailable: %s", exc)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # the poller must outlive any one failure; answers degrade meanwhile
+                log.exception("scoring runtime poll failed")
+            await asyncio.sleep(self.poll_interval_s)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll(), name="scoring-runtime-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def within_budget(self, work: Callable[[], T], fallback: Callable[[], T], scorer: str) -> T:
+        """``work()`` in a worker thread if it finishes within the budget, else ``fallback()``."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(work), self.budget_s)
+        except TimeoutError:
+            metrics.DEGRADED.labels(scorer, "over_budget").inc()
+            return fallback()
+
+    async def rank(self, candidates: match.Candidates, customer: match.Customer) -> match.Ranking:
+        scorer = self.match_scorer
+
+        def fallback() -> match.Ranking:
+            scores = match.heuristic_scores(candidates, customer, None)
+            return match._ranked(scores, None, None, "over_budget", {})
+
+        return await self.within_budget(lambda: scorer.rank(candidates, customer), fallback, "match")
+
+
+def feast_opener(settings: Settings) -> Callable[[], Any | None]:
+    """Open the installation's Feast store once its registry exists (the pipelines create it)."""
+
+    def open_store() -> Any | None:
+        from features.store import feast_dir
+
+        if not (feast_dir(settings) / "registry.db").is_file():
+            return None
+        from features.store import open_store as open_feast
+
+        return open_feast(settings)
+
+    return open_store
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    source: RegistrySource | None = None,
+    open_store: Callable[[], Any | None] | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    poll_interval_s: float = DEFAULT_POLL_S,
+    freshness_s: float = DEFAULT_FRESHNESS_S,
+) -> ScoringRuntime:
+    registry = ModelRegistry(source or MlflowSource(tracking_uri(settings)), default_specs())
+    return ScoringRuntime(
+        registry=registry,
+        open_store=open_store or feast_opener(settings),
+        freshness_s=freshness_s,
+        redis_url=settings.redis_url,
+        budget_s=budget_s,
+        poll_interval_s=poll_interval_s,
+    )
+
+
+def tracking_uri(settings: Settings) -> str:
+    """``models.tracking.tracking_uri`` without importing MLflow at API start-up (a test pins them equal)."""
+    return f"sqlite:///{settings.home / 'mlflow' / 'mlflow.db'}"
+
+
+@contextlib.asynccontextmanager
+async def scoring_runtime(settings: Settings, **options: Any) -> AsyncIterator[ScoringRuntime]:
+    runtime = build_runtime(settings, **options)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()

@@ -1,0 +1,112 @@
+"""Online features through a FeatureService: same values as Feast, batched, cached within the bound."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from feast import FeatureStore
+
+from serving import metrics
+from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
+from tests.serving.conftest import merchant_feature_rows, open_feature_store
+
+SERVICE_FEATURES = ("merchant_orders_28d", "merchant_rating_28d", "customer_eco_share")
+
+
+def _keys(n: int) -> dict[str, list[str]]:
+    return {"merchant_id": [f"m{i}" for i in range(n)] + ["unknown"], "customer_id": ["c1"] * (n + 1)}
+
+
+def _lookups(view: str, source: str) -> float:
+    return float(metrics.FEATURE_LOOKUPS.labels(view, source)._value.get())
+
+
+def test_values_equal_feasts_own_online_retrieval(feature_store: FeatureStore) -> None:
+    online = OnlineFeatures(feature_store)
+    keys = _keys(200)
+    columns = online.get("ranker_v1", keys)
+    rows = [
+        {"merchant_id": m, "customer_id": c}
+        for m, c in zip(keys["merchant_id"], keys["customer_id"], strict=True)
+    ]
+    expected = feature_store.get_online_features(
+        features=feature_store.get_feature_service("ranker_v1"), entity_rows=rows
+    ).to_dict()
+    for name in SERVICE_FEATURES:
+        want = np.array([np.nan if v is None else v for v in expected[name]], dtype=np.float64)
+        np.testing.assert_array_equal(columns[name], want)
+    assert np.isnan(columns["merchant_rating_28d"][-1])  # unknown merchant: NaN, not an error
+    assert set(columns) == set(online.plan("ranker_v1").features)
+
+
+def test_a_second_request_is_served_from_the_cache_until_the_freshness_bound(
+    feature_store: FeatureStore,
+) -> None:
+    now = [1_000.0]
+    online = OnlineFeatures(feature_store, freshness_s=60, clock=lambda: now[0])
+    keys = {"merchant_id": ["m1", "m2", "m1"], "customer_id": ["c1"] * 3}
+    first = online.get("ranker_v1", keys)
+    from_store = _lookups("merchant_stats", "store")
+    second = online.get("ranker_v1", keys)
+    assert _lookups("merchant_stats", "store") == from_store  # nothing re-read
+    np.testing.assert_array_equal(first["merchant_rating_28d"], second["merchant_rating_28d"])
+    assert first["merchant_rating_28d"][0] == first["merchant_rating_28d"][2]
+
+    changed = merchant_feature_rows(["m1", "m2"], seed=99)
+    feature_store.write_to_online_store("merchant_stats", changed)
+    try:
+        now[0] += 59.0
+        assert online.get("ranker_v1", keys)["merchant_rating_28d"][0] == first["merchant_rating_28d"][0]
+        now[0] += 2.0  # past the bound: the new materialisation is what is served
+        fresh = online.get("ranker_v1", keys)
+        assert fresh["merchant_rating_28d"][0] == pytest.approx(changed["merchant_rating_28d"][0])
+        assert _lookups("merchant_stats", "store") == from_store + 2
+    finally:
+        feature_store.write_to_online_store(
+            "merchant_stats", merchant_feature_rows([f"m{i}" for i in range(300)])
+        )
+
+
+def test_a_missing_join_key_is_a_caller_error(feature_store: FeatureStore) -> None:
+    with pytest.raises(KeyError, match="customer_id"):
+        OnlineFeatures(feature_store).get("ranker_v1", {"merchant_id": ["m1"]})
+
+
+def test_an_online_store_that_is_down_is_reported_as_unavailable(
+    feature_store: FeatureStore, tmp_path: Path
+) -> None:
+    store = open_feature_store(tmp_path, online="redis", online_url="redis://127.0.0.1:1/0")
+    store.apply(
+        [
+            *feature_store.list_entities(),
+            *feature_store.list_feature_views(),
+            *feature_store.list_feature_services(),
+        ]
+    )
+    with pytest.raises(FeaturesUnavailable, match="online store"):
+        OnlineFeatures(store).get("ranker_v1", _keys(3))
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("NEARX_TEST_REDIS_URL"), reason="NEARX_TEST_REDIS_URL is not set")
+def test_redis_layer_shares_reads_between_processes_within_the_bound(feature_store: FeatureStore) -> None:
+    url = os.environ["NEARX_TEST_REDIS_URL"]
+    shared = RedisCache(url, prefix=f"nearx:test:{os.getpid()}:")
+    try:
+        first_pod = OnlineFeatures(feature_store, shared=shared)
+        second_pod = OnlineFeatures(feature_store, shared=RedisCache(url, prefix=shared.prefix))
+        keys = {"merchant_id": ["m5", "m6"], "customer_id": ["c1", "c1"]}
+        expected = first_pod.get("ranker_v1", keys)
+        from_store, from_shared = _lookups("merchant_stats", "store"), _lookups("merchant_stats", "shared")
+        got = second_pod.get("ranker_v1", keys)
+        np.testing.assert_array_equal(got["merchant_rating_28d"], expected["merchant_rating_28d"])
+        assert _lookups("merchant_stats", "store") == from_store
+        assert _lookups("merchant_stats", "shared") == from_shared + 2
+        stale = OnlineFeatures(feature_store, shared=shared, clock=lambda: 10**12)  # far beyond the bound
+        stale.get("ranker_v1", keys)
+        assert _lookups("merchant_stats", "store") == from_store + 2
+    finally:
+        shared.clear()
