@@ -9,6 +9,8 @@ template database; each test gets its own copy, so tests never see each other.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,15 +29,19 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "api" / "migrations"
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A URL with rights to create databases on a real PostgreSQL server."""
     configured = os.environ.get("NEARX_TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    # Not under pytest's basetemp: pytest resets that tree to mode 0700 at every session start
+    # (each xdist worker's too), and pgserver runs PostgreSQL as a separate, unprivileged user
+    # when started by root, which must be able to traverse to its data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="nearx-test-pg-")) / "pg"
+    server = get_server(data_dir, cleanup_mode="delete")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET fsync = off")  # throwaway data: trade durability for speed
         conn.execute("ALTER SYSTEM SET synchronous_commit = off")
@@ -44,6 +50,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
