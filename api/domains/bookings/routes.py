@@ -23,6 +23,7 @@ from api.domains.bookings.schemas import (
     RescheduleInput,
     SlotOut,
 )
+from api.domains.orders.ports import RecordingRefundGateway, RefundGateway
 from api.idempotency import IDEMPOTENCY_HEADER, require_key
 from api.security.principal import Principal
 from nearx.db import Connection
@@ -162,5 +163,7 @@ class BookingController(Controller):
         data: JSONBody[CompleteInput],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        state: State,
     ) -> Booking:
-        return await service.complete(conn, principal, booking_id, data)
+        refunds: RefundGateway = state.get("refund_gateway") or RecordingRefundGateway()
+        return await service.complete(conn, principal, booking_id, data, refunds)

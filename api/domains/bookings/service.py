@@ -35,6 +35,8 @@ from api.domains.bookings.schemas import (
 from api.domains.bookings.slots import DayException, Window, is_bookable, open_slots, windows_for
 from api.domains.catalog import repository as catalog_repo
 from api.domains.merchants import service as merchants
+from api.domains.orders import service as orders
+from api.domains.orders.ports import RefundGateway
 from api.errors import Conflict, InvalidInput, NotFound
 from api.security.principal import Principal, Role
 from nearx.clock import utc_now
@@ -452,9 +454,13 @@ async def reschedule(
 
 
 async def complete(
-    conn: Connection, principal: Principal, booking_id: uuid.UUID, body: CompleteInput
+    conn: Connection, principal: Principal, booking_id: uuid.UUID, body: CompleteInput, refunds: RefundGateway
 ) -> Booking:
-    """The provider marks the visit done; a home trial also records whether the product was kept."""
+    """The provider marks the visit done; a home trial also records whether the product was kept.
+
+    Kept: the linked order stands as a sale. Returned: in the same transaction the linked
+    order is refunded in full (delivered) or cancelled (not yet accepted).
+    """
     async with conn.transaction():
         booking, actor = await _locked(conn, principal, booking_id)
         if booking["linked_order_id"] is not None and body.trial_outcome is None:
@@ -466,8 +472,9 @@ async def complete(
         if body.trial_outcome is not None:
             changes["trial_outcome"] = body.trial_outcome
         await repo.update_booking(conn, booking_id, changes)
+        if body.trial_outcome == "returned":
+            await orders.settle_trial_return(conn, booking["linked_order_id"], "home trial returned", refunds)
         if body.trial_outcome is not None:
-            # kept: the linked order stands as a sale; returned: payments/refunds act on this event
             await _event(conn, booking_id, f"trial_{body.trial_outcome}", actor, None)
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None

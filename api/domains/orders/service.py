@@ -549,103 +549,135 @@ async def refund(
             await merchants.require_staff(conn, child["merchant_id"], principal, merchants.MANAGERS)
         elif actor.kind != "admin":
             raise Forbidden("refunds are granted by the merchant's managers or by support")
-        items = {row["id"]: row for row in await repo.items_of(conn, [order_id])}
-        item_amounts: list[tuple[uuid.UUID, int, int]] = []
-        if body.items is None:
-            amount = child["total_minor"] - child["refunded_minor"]
-            item_amounts = [
-                (
-                    row["id"],
-                    row["quantity"] - row["refunded_quantity"],
-                    row["line_minor"] + row["tax_minor"] - row["refunded_minor"],
-                )
-                for row in items.values()
-            ]
-        else:
-            amount = 0
-            for requested in body.items:
-                row = items.get(requested.item_id)
-                if row is None:
-                    raise InvalidInput(f"item {requested.item_id} is not part of this order")
-                left = row["quantity"] - row["refunded_quantity"]
-                if requested.quantity > left:
-                    raise InvalidInput(f"only {left} of item {requested.item_id} can still be refunded")
-                gross = row["line_minor"] + row["tax_minor"]
-                if requested.quantity == left:  # the last units take the rounding remainder
-                    part = gross - row["refunded_minor"]
-                else:
-                    part = gross * requested.quantity // row["quantity"]
-                item_amounts.append((row["id"], requested.quantity, part))
-                amount += part
-            amount = min(amount, child["total_minor"] - child["refunded_minor"])
-        if amount <= 0:
-            raise Conflict("nothing is left to refund on this order")
-        remaining = child["total_minor"] - child["refunded_minor"] - amount
-        target = "refunded" if remaining == 0 else "partially_refunded"
-        await _apply(conn, child, target, actor, body.reason)
-        await repo.add_refund(conn, order_id=order_id, amount_minor=amount, item_amounts=item_amounts)
-        refund_id = new_id()
-        currency = child["currency"].strip()
-        outcome = await gateway.request_refund(
-            conn,
-            RefundRequest(
-                refund_id=refund_id,
-                merchant_order_id=order_id,
-                parent_order_id=child["parent_id"],
-                customer_id=child["customer_id"],
-                merchant_id=child["merchant_id"],
-                city_id=child["city_id"],
-                amount=Money(amount, currency),
-                reason=body.reason,
-            ),
-        )
-        await repo.insert_refund(
-            conn,
-            {
-                "id": refund_id,
-                "order_id": order_id,
-                "city_id": child["city_id"],
-                "amount_minor": amount,
-                "currency": currency,
-                "reason": body.reason,
-                "items": [
-                    {"item_id": str(item_id), "quantity": quantity, "amount_minor": part}
-                    for item_id, quantity, part in item_amounts
-                ],
-                "status": outcome.status,
-                "payment_reference": outcome.payment_reference,
-                "requested_by": principal.user_id,
-            },
-        )
-        await append_event(
-            conn,
-            event_type="order.refund_requested",
-            aggregate_type="merchant_order",
-            aggregate_id=order_id,
-            payload={
-                "refund_id": str(refund_id),
-                "order_id": str(order_id),
-                "parent_id": str(child["parent_id"]),
-                "customer_id": str(child["customer_id"]),
-                "amount_minor": amount,
-                "currency": currency,
-                "reason": body.reason,
-                "status": outcome.status,
-            },
-            city_id=child["city_id"],
-            schema_version=SCHEMA_VERSION,
-        )
         result = msgspec.to_builtins(
-            Refund(
-                id=refund_id,
-                order_id=order_id,
-                amount_minor=amount,
-                currency=currency,
-                reason=body.reason,
-                status=outcome.status,
-                payment_reference=outcome.payment_reference,
-                order_status=target,  # type: ignore[arg-type]
-            )
+            await _refund_locked(conn, child, body, actor, principal.user_id, gateway)
         )
         await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
     return 201, result
+
+
+async def _refund_locked(
+    conn: Connection,
+    child: dict[str, Any],
+    body: RefundInput,
+    actor: Actor,
+    requested_by: uuid.UUID | None,
+    gateway: RefundGateway,
+) -> Refund:
+    """Refund a locked order in the caller's transaction: amounts, transition, payments call, event."""
+    order_id = child["id"]
+    items = {row["id"]: row for row in await repo.items_of(conn, [order_id])}
+    item_amounts: list[tuple[uuid.UUID, int, int]] = []
+    if body.items is None:
+        amount = child["total_minor"] - child["refunded_minor"]
+        item_amounts = [
+            (
+                row["id"],
+                row["quantity"] - row["refunded_quantity"],
+                row["line_minor"] + row["tax_minor"] - row["refunded_minor"],
+            )
+            for row in items.values()
+        ]
+    else:
+        amount = 0
+        for requested in body.items:
+            row = items.get(requested.item_id)
+            if row is None:
+                raise InvalidInput(f"item {requested.item_id} is not part of this order")
+            left = row["quantity"] - row["refunded_quantity"]
+            if requested.quantity > left:
+                raise InvalidInput(f"only {left} of item {requested.item_id} can still be refunded")
+            gross = row["line_minor"] + row["tax_minor"]
+            if requested.quantity == left:  # the last units take the rounding remainder
+                part = gross - row["refunded_minor"]
+            else:
+                part = gross * requested.quantity // row["quantity"]
+            item_amounts.append((row["id"], requested.quantity, part))
+            amount += part
+        amount = min(amount, child["total_minor"] - child["refunded_minor"])
+    if amount <= 0:
+        raise Conflict("nothing is left to refund on this order")
+    remaining = child["total_minor"] - child["refunded_minor"] - amount
+    target = "refunded" if remaining == 0 else "partially_refunded"
+    await _apply(conn, child, target, actor, body.reason)
+    await repo.add_refund(conn, order_id=order_id, amount_minor=amount, item_amounts=item_amounts)
+    refund_id = new_id()
+    currency = child["currency"].strip()
+    outcome = await gateway.request_refund(
+        conn,
+        RefundRequest(
+            refund_id=refund_id,
+            merchant_order_id=order_id,
+            parent_order_id=child["parent_id"],
+            customer_id=child["customer_id"],
+            merchant_id=child["merchant_id"],
+            city_id=child["city_id"],
+            amount=Money(amount, currency),
+            reason=body.reason,
+        ),
+    )
+    await repo.insert_refund(
+        conn,
+        {
+            "id": refund_id,
+            "order_id": order_id,
+            "city_id": child["city_id"],
+            "amount_minor": amount,
+            "currency": currency,
+            "reason": body.reason,
+            "items": [
+                {"item_id": str(item_id), "quantity": quantity, "amount_minor": part}
+                for item_id, quantity, part in item_amounts
+            ],
+            "status": outcome.status,
+            "payment_reference": outcome.payment_reference,
+            "requested_by": requested_by,
+        },
+    )
+    await append_event(
+        conn,
+        event_type="order.refund_requested",
+        aggregate_type="merchant_order",
+        aggregate_id=order_id,
+        payload={
+            "refund_id": str(refund_id),
+            "order_id": str(order_id),
+            "parent_id": str(child["parent_id"]),
+            "customer_id": str(child["customer_id"]),
+            "amount_minor": amount,
+            "currency": currency,
+            "reason": body.reason,
+            "status": outcome.status,
+        },
+        city_id=child["city_id"],
+        schema_version=SCHEMA_VERSION,
+    )
+    return Refund(
+        id=refund_id,
+        order_id=order_id,
+        amount_minor=amount,
+        currency=currency,
+        reason=body.reason,
+        status=outcome.status,
+        payment_reference=outcome.payment_reference,
+        order_status=target,  # type: ignore[arg-type]
+    )
+
+
+async def settle_trial_return(
+    conn: Connection, order_id: uuid.UUID, reason: str, gateway: RefundGateway
+) -> str:
+    """A home trial ended with the product returned: the sale is undone.
+
+    Runs in the caller's transaction (the booking's completion). A delivered order is
+    refunded in full by ``system``; one not yet accepted is cancelled (its stock released);
+    anything in between is a 409 (finish the delivery first). Returns the order's new status.
+    """
+    child = await repo.get_child(conn, order_id, for_update=True)
+    if child is None:
+        raise NotFound(f"merchant order {order_id} was not found")
+    if child["status"] in {"delivered", "partially_refunded"}:
+        refund = await _refund_locked(conn, child, RefundInput(reason=reason), SYSTEM, None, gateway)
+        return refund.order_status
+    await _apply(conn, child, "cancelled", SYSTEM, reason)
+    return "cancelled"

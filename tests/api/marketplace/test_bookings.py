@@ -321,3 +321,68 @@ async def test_sweep_job_releases_expired_holds(
     assert await sweep(db_url) == 0
     await conn.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second'")
     assert await sweep(db_url) == 1
+
+
+async def test_returned_trial_undoes_the_sale(
+    client: AsyncTestClient[Litestar],
+    plumber: dict[str, Any],
+    make_user: MakeUser,
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+    admin: Actor,
+    conn: Any,
+) -> None:
+    owner, shop = await make_merchant(name="Sofas")
+    sofa = await make_product(owner, shop, name="Sofa", category="furniture", try_before_buy=True)
+    variant = sofa["variants"][0]["id"]
+    customer = await make_user()
+
+    async def order() -> dict[str, Any]:
+        response = await client.post(
+            "/v1/orders",
+            json={
+                "items": [{"variant_id": variant, "quantity": 1}],
+                "delivery": {"lat": 27.701, "lng": 85.321},
+            },
+            headers={**customer.headers, **_key()},
+        )
+        child: dict[str, Any] = response.json()["merchant_orders"][0]
+        return child
+
+    async def trial(order_id: str, hour: int) -> Any:
+        visit = (await _hold(client, customer, plumber, _at(_day(), hour), linked_order_id=order_id)).json()
+        await client.post(f"/v1/bookings/{visit['id']}/confirm", headers=customer.headers)
+        return await client.post(
+            f"/v1/bookings/{visit['id']}/complete",
+            json={"trial_outcome": "returned"},
+            headers=plumber["owner"].headers,
+        )
+
+    delivered = await order()
+    for step in ("accepted", "preparing", "ready_for_pickup", "picked_up", "delivered"):
+        await client.post(
+            f"/v1/merchant-orders/{delivered['id']}/transitions", json={"to": step}, headers=admin.headers
+        )
+    assert (await trial(delivered["id"], 10)).json()["trial_outcome"] == "returned"
+    refunded = await (
+        await conn.execute(
+            "SELECT o.status, r.amount_minor FROM merchant_orders o "
+            "JOIN order_refunds r ON r.order_id = o.id WHERE o.id = %s",
+            (delivered["id"],),
+        )
+    ).fetchone()
+    assert (refunded["status"], refunded["amount_minor"]) == ("refunded", delivered["total_minor"])
+
+    placed = await order()
+    assert (await trial(placed["id"], 14)).status_code == 200
+    row = await (
+        await conn.execute("SELECT status, cancelled_by FROM merchant_orders WHERE id = %s", (placed["id"],))
+    ).fetchone()
+    assert (row["status"], row["cancelled_by"]) == ("cancelled", "system")
+    stock = await (
+        await conn.execute("SELECT on_hand, reserved FROM inventory WHERE variant_id = %s", (variant,))
+    ).fetchone()
+    assert (stock["on_hand"], stock["reserved"]) == (
+        9,
+        0,
+    )  # the delivered sofa left stock; the cancelled one never did
