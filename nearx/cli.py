@@ -350,3 +350,54 @@ def payments_reconcile(
         f"voided {report.authorizations_expired} expired authorization(s); "
         f"{report.still_unknown} still unknown"
     )
+
+
+models_app = typer.Typer(help="Models: evaluate on your own data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+mlflow_app = typer.Typer(help="MLflow: the project's runs and registered models.", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    model: Annotated[str, typer.Argument(help="eta or fraud.")],
+    data: Annotated[Path, typer.Option("--data", help="Your history, .csv or .parquet (docs/models.md).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Train and evaluate a model on your file (time-ordered holdout) and compare it with the baselines."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from models.byod import EVALUATORS, DataError, read_table
+
+    if model not in EVALUATORS:
+        raise typer.BadParameter(f"choose one of {', '.join(sorted(EVALUATORS))}", param_hint="MODEL")
+    try:
+        metrics = EVALUATORS[model](read_table(data))
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+        return
+    table = Table("metric", "value", title=f"{model}: model vs baselines on the newest 20% of rows")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:,.4f}")
+    Console().print(table)
+
+
+@mlflow_app.command("ui")
+def mlflow_ui(port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000) -> None:
+    """Open the MLflow UI on the project's tracking store (SQLite and artifacts under NEARX_HOME)."""
+    import subprocess
+    import sys
+
+    from models.tracking import artifact_root, tracking_uri
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(settings)]
+    command += ["--default-artifact-root", artifact_root(settings).as_uri(), "--port", str(port)]
+    raise typer.Exit(subprocess.call(command))
