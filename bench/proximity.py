@@ -151,6 +151,10 @@ def _case(size: int, queries: int, conn: psycopg.Connection[tuple[object, ...]] 
             answer = query(lat, lng)
             samples[name].append(time.perf_counter_ns() - t0)
             answers[name].append(answer)
+    started = time.perf_counter_ns()
+    batch = index.nearest_many([q[0] for q in qs], [q[1] for q in qs], N, RADIUS_M)
+    batch_us = (time.perf_counter_ns() - started) / 1_000 / len(qs)
+    assert [set(answer.positions.tolist()) for answer in batch] == answers["index"]
     brute_samples = []
     for lat, lng in qs[: max(20, min(queries, 2_000_000 // size))]:
         t0 = time.perf_counter_ns()
@@ -172,6 +176,9 @@ def _case(size: int, queries: int, conn: psycopg.Connection[tuple[object, ...]] 
         Result("proximity", case, "build index", build_s * 1000, "ms"),
         Result("proximity", case, "p50 first 300 (cold cell cache)", _percentiles(cold[:300])[0], "µs"),
         Result("proximity", case, "p50 latency", idx_p50, "µs", "brute force (NumPy)", bf_p50),
+        Result(
+            "proximity", case, "mean per query, batch (nearest_many)", batch_us, "µs", "index p50", idx_p50
+        ),
         Result("proximity", case, "p99 latency", idx_p99, "µs", "brute force (NumPy)", bf_p99),
     ]
     for name, label in (

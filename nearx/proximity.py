@@ -178,7 +178,8 @@ class ProximityIndex:
         _validate_query(lat, lng, n, radius_m)
         if n == 0 or not len(self):
             return _top_n(_EMPTY_INT, _EMPTY_FLOAT, 0, self._order, self._ids)
-        query = _unit_vector(lat, lng)
+        query_xyz = _unit_tuple(lat, lng)
+        query = np.array(query_xyz)
         radius_c2 = m_to_chord2(radius_m)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
         plan_res, plan_rings = self._plans(np.array([finest], dtype=np.uint64), n, radius_m)
@@ -189,7 +190,7 @@ class ProximityIndex:
         within = chord2 <= radius_c2
         positions, chord2 = positions[within], chord2[within]
         while True:
-            unseen_at_least = _ring_lower_bound_m(query, origin, k + 1)
+            unseen_at_least = _ring_lower_bound_m(query_xyz, origin, k + 1)
             if unseen_at_least > radius_m:
                 break
             if unseen_at_least > 0 and np.count_nonzero(chord2 < m_to_chord2(unseen_at_least)) >= n:
@@ -247,15 +248,11 @@ class ProximityIndex:
         within = chord2 <= m_to_chord2(radius_m)
         positions, owner, chord2 = positions[within], owner[within], chord2[within]
         # every query's lower bound on unseen points, from the ring just outside its disk
-        rings = [
-            _ring_geometry(origin, k + 1) for origin, k in zip(origins, plan_rings.tolist(), strict=True)
-        ]
-        centres = np.concatenate([ring[0] for ring in rings])
-        radii = np.concatenate([ring[1] for ring in rings])
-        ring_sizes = np.array([ring[1].size for ring in rings])
-        ring_owner = np.repeat(np.arange(len(points)), ring_sizes)
-        gaps = chord2_to_m(_chord2(centres.copy(), queries[ring_owner])) - radii
-        unseen_at_least = np.minimum.reduceat(gaps, np.cumsum(ring_sizes) - ring_sizes) - _BOUND_MARGIN_M
+        reach = np.array(
+            [_ring_reach(origin, k + 1) for origin, k in zip(origins, plan_rings.tolist(), strict=True)]
+        )
+        to_origin = chord2_to_m(_chord2(queries.copy(), reach[:, :3]))
+        unseen_at_least = reach[:, 3] - to_origin - _BOUND_MARGIN_M
         threshold = np.where(
             unseen_at_least > 0,
             (2.0 * np.sin(np.maximum(unseen_at_least, 0) / EARTH_RADIUS_M * 0.5)) ** 2,
@@ -263,24 +260,15 @@ class ProximityIndex:
         )
         sure = np.bincount(owner[chord2 < threshold[owner]], minlength=len(points))
         settled = (unseen_at_least > radius_m) | (sure >= n)
-        # top n of each settled query, ordered by (query, distance, input position)
-        input_positions = self._order[positions]
-        order = np.lexsort((input_positions, chord2, owner))
-        owner, chord2, positions = owner[order], chord2[order], positions[order]
+        # candidates are grouped by query already (disks were laid out query by query)
         starts = np.searchsorted(owner, np.arange(len(points) + 1))
         answers = []
         for i, (lat, lng) in enumerate(points):
-            if not settled[i]:
+            if settled[i]:
+                mine = slice(starts[i], starts[i + 1])
+                answers.append(_top_n(positions[mine], chord2[mine], n, self._order, self._ids))
+            else:
                 answers.append(self.nearest(lat, lng, n, radius_m))
-                continue
-            take = slice(starts[i], min(starts[i] + n, starts[i + 1]))
-            answers.append(
-                Neighbours(
-                    positions=self._order[positions[take]],
-                    ids=self._ids[positions[take]],
-                    distances_m=chord2_to_m(chord2[take]),
-                )
-            )
         return answers
 
     def _plans(self, finest: npt.NDArray[np.uint64], n: int, radius_m: float) -> tuple[IntArray, IntArray]:
@@ -399,17 +387,30 @@ def _unit_tuple(lat: float, lng: float) -> tuple[float, float, float]:
     return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
 
 
-@lru_cache(maxsize=1 << 15)
-def _ring_geometry(origin: int, k: int) -> tuple[FloatArray, FloatArray]:
-    """Unit vectors of the centres of ring ``k`` and each cell's circumradius in metres."""
-    geometry = np.array([_cell_geometry(cell) for cell in _ring(origin, k).tolist()], dtype=np.float64)
-    return np.ascontiguousarray(geometry[:, :3]), geometry[:, 3].copy()
+@lru_cache(maxsize=1 << 16)
+def _ring_reach(origin: int, k: int) -> tuple[float, float, float, float]:
+    """The origin cell's centre (unit vector) and ``B``, the least ``d(centre(origin), centre(c)) - rad(c)``
+    over the cells ``c`` of ring ``k``, in metres.
+
+    For a query ``q`` in the origin cell and a point ``x`` in a ring-``k`` cell ``c``,
+    ``d(q, x) >= d(q, centre(c)) - rad(c) >= d(centre(origin), centre(c)) - d(q, centre(origin)) - rad(c)``,
+    so ``B - d(q, centre(origin))`` bounds every ring-``k`` point from below: one
+    subtraction per query instead of one distance per ring cell.
+    """
+    ox, oy, oz, _ = _cell_geometry(origin)
+    reach = math.inf
+    for cell in _ring(origin, k).tolist():
+        cx, cy, cz, radius = _cell_geometry(cell)
+        chord = math.sqrt((cx - ox) ** 2 + (cy - oy) ** 2 + (cz - oz) ** 2)
+        reach = min(reach, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - radius)
+    return ox, oy, oz, reach
 
 
-def _ring_lower_bound_m(query: FloatArray, origin: int, k: int) -> float:
-    """``min over cells c of ring k: d(q, centre c) - circumradius c``: no point beyond ring k-1 is closer."""
-    centres, radii = _ring_geometry(origin, k)
-    return float((chord2_to_m(_chord2(centres.copy(), query)) - radii).min()) - _BOUND_MARGIN_M
+def _ring_lower_bound_m(query: tuple[float, float, float], origin: int, k: int) -> float:
+    """No point beyond ring ``k - 1`` of ``origin`` is closer to ``query`` than this (metres)."""
+    ox, oy, oz, reach = _ring_reach(origin, k)
+    chord = math.sqrt((query[0] - ox) ** 2 + (query[1] - oy) ** 2 + (query[2] - oz) ** 2)
+    return reach - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - _BOUND_MARGIN_M
 
 
 def _descendant_masks(res: int) -> tuple[np.uint64, np.uint64]:
