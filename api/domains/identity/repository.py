@@ -159,6 +159,25 @@ async def revoke_user_sessions(
     return [row["id"] for row in await cursor.fetchall()]
 
 
+_ERASE_IDENTITY_PII = (
+    # One-time codes are keyed by destination, not user: match the account's phone and email.
+    "DELETE FROM otp_challenges WHERE destination IN "
+    "(SELECT phone FROM users WHERE id = %(user)s UNION SELECT email FROM users WHERE id = %(user)s)",
+    "DELETE FROM totp_factors WHERE user_id = %(user)s",
+    "DELETE FROM recovery_codes WHERE user_id = %(user)s",
+    "UPDATE auth_sessions SET ip = NULL, user_agent = NULL WHERE user_id = %(user)s",
+    "UPDATE mfa_challenges SET ip = NULL, user_agent = NULL WHERE user_id = %(user)s",
+    "UPDATE security_events SET ip = NULL, user_agent = NULL WHERE user_id = %(user)s",
+    "UPDATE oidc_identities SET email = NULL WHERE user_id = %(user)s",
+)
+
+
+async def erase_identity_pii(conn: Connection, user_id: uuid.UUID) -> None:
+    """Drop or null the personal data identity keeps; the audit trail keeps events, not people."""
+    for statement in _ERASE_IDENTITY_PII:
+        await conn.execute(statement, {"user": user_id})
+
+
 async def list_sessions(conn: Connection, user_id: uuid.UUID) -> list[Row]:
     cursor = await conn.execute(
         """

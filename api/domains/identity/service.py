@@ -105,6 +105,16 @@ async def revoke_all_sessions(conn: Connection, user_id: uuid.UUID, *, reason: s
             )
 
 
+async def erase_identity(conn: Connection, user_id: uuid.UUID) -> None:
+    """Erase the personal data identity holds for a deleted account (GDPR Art. 17).
+
+    Must run before the users row loses its phone and email, which locate the
+    account's one-time codes. Second factors go too: the account can no longer sign in.
+    """
+    async with conn.transaction():
+        await repository.erase_identity_pii(conn, user_id)
+
+
 async def list_roles(conn: Connection, user_id: uuid.UUID) -> list[Role]:
     if await repository.find_user(conn, user_id) is None:
         raise NotFound("no such user")

@@ -417,6 +417,7 @@ async def erase_account(conn: Connection, user_id: uuid.UUID, now: datetime) -> 
             if getattr(current, purpose).granted:
                 await _set_consent(conn, user_id, purpose, False, now, "account_deletion")
         erased_addresses = await repository.erase_addresses(conn, user_id, now)
+        await identity.erase_identity(conn, user_id)  # before erase_user: it needs phone and email
         await repository.erase_user(conn, user_id, now)
         await identity.revoke_all_sessions(conn, user_id, reason="account_deleted")
         await append_event(
