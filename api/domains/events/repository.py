@@ -51,34 +51,45 @@ async def mark_published(conn: Connection, positions: Sequence[int]) -> None:
 
 
 async def append_to_stream(conn: Connection, events: Sequence[Event]) -> int:
-    """Append events the stream has not seen (by event id); returns how many were new."""
-    row = await (await conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM event_stream")).fetchone()
-    seq = int(row["seq"]) if row else 0
-    added = 0
-    for event in events:
-        cursor = await conn.execute(
-            """
-            INSERT INTO event_stream (seq, event_id, event_type, schema_version, aggregate_type, aggregate_id,
-                                      city_id, payload, occurred_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (event_id) DO NOTHING
-            """,
-            (
-                seq + 1,
-                event.event_id,
-                event.event_type,
-                event.schema_version,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.city_id,
-                Jsonb(event.payload),
-                event.occurred_at,
-            ),
+    """Append, in one statement, the events the stream has not seen (by id); returns how many were new.
+
+    ``seq`` continues from the current maximum in the batch's order. Only the relay
+    holding the relay lock writes here, so numbering cannot race and stays gapless.
+    """
+    if not events:
+        return 0
+    cursor = await conn.execute(
+        """
+        WITH incoming AS (
+            SELECT * FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(versions)s::int[],
+                                 %(agg_types)s::text[], %(agg_ids)s::uuid[], %(cities)s::text[],
+                                 %(payloads)s::jsonb[], %(occurred)s::timestamptz[])
+                WITH ORDINALITY AS t (event_id, event_type, schema_version, aggregate_type, aggregate_id,
+                                      city_id, payload, occurred_at, ord)
+        ),
+        fresh AS (
+            SELECT * FROM incoming i
+            WHERE NOT EXISTS (SELECT 1 FROM event_stream s WHERE s.event_id = i.event_id)
         )
-        if cursor.rowcount:
-            seq += 1
-            added += 1
-    return added
+        INSERT INTO event_stream (seq, event_id, event_type, schema_version, aggregate_type, aggregate_id,
+                                  city_id, payload, occurred_at)
+        SELECT (SELECT coalesce(max(seq), 0) FROM event_stream) + row_number() OVER (ORDER BY ord),
+               event_id, event_type, schema_version, aggregate_type, aggregate_id, city_id, payload,
+               occurred_at
+        FROM fresh
+        """,
+        {
+            "ids": [e.event_id for e in events],
+            "types": [e.event_type for e in events],
+            "versions": [e.schema_version for e in events],
+            "agg_types": [e.aggregate_type for e in events],
+            "agg_ids": [e.aggregate_id for e in events],
+            "cities": [e.city_id for e in events],
+            "payloads": [Jsonb(e.payload) for e in events],
+            "occurred": [e.occurred_at for e in events],
+        },
+    )
+    return cursor.rowcount
 
 
 async def notify_stream(conn: Connection) -> None:
