@@ -127,7 +127,11 @@ def train_green(
 
 
 def replay_policy(
-    model: GreenModel, test: pl.DataFrame, eta_model: EtaModel | None, eta_inputs: pl.DataFrame | None
+    model: GreenModel,
+    test: pl.DataFrame,
+    eta_model: EtaModel | None,
+    eta_inputs: pl.DataFrame | None,
+    thresholds: tuple[float, ...] = POLICY_THRESHOLDS,
 ) -> pl.DataFrame:
     """Offer :data:`GREEN_MODE` on motorised holdout orders where P(on time) >= threshold.
 
@@ -156,7 +160,7 @@ def replay_policy(
     else:
         given_up = np.zeros(motorised.height)
     rows = []
-    for threshold in POLICY_THRESHOLDS:
+    for threshold in thresholds:
         switched = p >= threshold
         rows.append(
             {
