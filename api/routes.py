@@ -17,8 +17,9 @@ from api.domains.events.routes import WebhookController
 from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.domains.orders.routes import OrderController
-from api.domains.payments.routes import PaymentIntentController
+from api.domains.payments.routes import PaymentIntentController, PaymentWebhookController
 from api.domains.profiles.routes import AdminUsersController, MeController
+from api.domains.wallet.routes import WalletController
 from api.health import health
 from api.storage.routes import UploadController
 
@@ -38,6 +39,8 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     WebhookController,
     UploadController,
     PaymentIntentController,
+    PaymentWebhookController,
+    WalletController,
     CourierController,
     CourierAdminController,
     CourierDeliveryController,

@@ -79,6 +79,18 @@ class Settings:
     h3_resolutions: tuple[int, ...] = (7, 9)
     """H3 resolutions stored beside every point: 7 (~5 km², city zones) and 9 (~0.1 km², blocks)."""
 
+    stripe_secret_key: str = field(default="", repr=False)
+    """Turns the Stripe gateway on when set (with ``stripe_webhook_secret``); sandbox otherwise."""
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_base_url: str = "https://api.stripe.com"
+    phonepe_merchant_id: str = ""
+    """Turns the PhonePe gateway on when set (with the salt key and index)."""
+    phonepe_salt_key: str = field(default="", repr=False)
+    phonepe_salt_index: int = 1
+    phonepe_base_url: str = "https://api.phonepe.com/apis/hermes"
+    payments_public_url: str = "http://127.0.0.1:8000"
+    """Where providers send customers back and post callbacks (``/v1/payment-webhooks/...``)."""
+
     order_accept_timeout_s: int = 600
     """A merchant order not accepted within this time is cancelled by the sweep and its stock released."""
     booking_hold_s: int = 600

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, TypeAlias
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from api.domains.payments import service
-from api.domains.payments.gateways.registry import default_gateways
+from api.domains.payments.gateways.phonepe import InvalidChecksum, PhonePeGateway
+from api.domains.payments.gateways.registry import configured_gateways
+from api.domains.payments.gateways.stripe import InvalidSignature, StripeGateway
 from api.domains.payments.idempotent import run_once
 from api.domains.payments.schemas import (
     CancelIn,
@@ -21,16 +23,25 @@ from api.domains.payments.schemas import (
     RefundIn,
     RefundOut,
 )
-from api.errors import NotFound
+from api.errors import DomainError, NotFound
 from api.idempotency import IDEMPOTENCY_HEADER
+from api.schemas import Output
 from api.security.guards import requires_role
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
 from nearx.db import Connection
+from nearx.settings import Settings
 
 IdempotencyKey: TypeAlias = Annotated[
     str | None,
     HeaderParameter(name=IDEMPOTENCY_HEADER, required=False, description="Retries replay the first response"),
 ]
+
+
+class BadSignature(DomainError):
+    """A webhook whose signature, checksum or timestamp does not verify (forged or replayed)."""
+
+    status = 400
+    slug = "bad-signature"
 
 
 def _is_staff(principal: Principal) -> bool:
@@ -55,33 +66,34 @@ class PaymentIntentController(Controller):
         data: JSONBody[CreateIntentIn],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        async def operation() -> IntentOut:
-            amount = service.money(data.amount_minor, data.currency)
-            new = service.NewIntent(
-                amount=amount,
-                provider=data.provider,
-                purpose=data.purpose,
-                capture_method=data.capture_method,
-                customer_id=principal.user_id,
-                order_id=data.order_id,
-                city_id=data.city_id,
-                payment_method=data.payment_method,
-            )
-            row = await service.create_intent(
-                conn, default_gateways(conn), new, actor=f"user:{principal.user_id}"
-            )
-            return IntentOut.of(row)
+        async with configured_gateways(conn, settings) as gateways:
 
-        return await run_once(
-            conn,
-            scope=f"payment_intents.create:{principal.user_id}",
-            key=idempotency_key,
-            body=data,
-            operation=operation,
-            status=201,
-        )
+            async def operation() -> IntentOut:
+                amount = service.money(data.amount_minor, data.currency)
+                new = service.NewIntent(
+                    amount=amount,
+                    provider=data.provider,
+                    purpose=data.purpose,
+                    capture_method=data.capture_method,
+                    customer_id=principal.user_id,
+                    order_id=data.order_id,
+                    city_id=data.city_id,
+                    payment_method=data.payment_method,
+                )
+                row = await service.create_intent(conn, gateways, new, actor=f"user:{principal.user_id}")
+                return IntentOut.of(row)
+
+            return await run_once(
+                conn,
+                scope=f"payment_intents.create:{principal.user_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+                status=201,
+            )
 
     @get("/{intent_id:uuid}", operation_id="getPaymentIntent", summary="Read a payment intent")
     async def read(
@@ -101,26 +113,29 @@ class PaymentIntentController(Controller):
         data: JSONBody[ConfirmIn],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        async def operation() -> IntentOut:
-            await _owned(conn, intent_id, principal)
-            row = await service.confirm(
-                conn,
-                default_gateways(conn),
-                intent_id,
-                payment_method=data.payment_method,
-                actor=f"user:{principal.user_id}",
-            )
-            return IntentOut.of(row)
+        async with configured_gateways(conn, settings) as gateways:
 
-        return await run_once(
-            conn,
-            scope=f"payment_intents.confirm:{intent_id}",
-            key=idempotency_key,
-            body=data,
-            operation=operation,
-        )
+            async def operation() -> IntentOut:
+                await _owned(conn, intent_id, principal)
+                row = await service.confirm(
+                    conn,
+                    gateways,
+                    intent_id,
+                    payment_method=data.payment_method,
+                    actor=f"user:{principal.user_id}",
+                )
+                return IntentOut.of(row)
+
+            return await run_once(
+                conn,
+                scope=f"payment_intents.confirm:{intent_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+            )
 
     @post(
         "/{intent_id:uuid}/capture",
@@ -134,27 +149,30 @@ class PaymentIntentController(Controller):
         data: JSONBody[CaptureIn],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        async def operation() -> IntentOut:
-            row = await service.get_intent(conn, intent_id)
-            amount = (
-                None
-                if data.amount_minor is None
-                else service.money(data.amount_minor, data.currency or row["currency"])
-            )
-            done = await service.capture(
-                conn, default_gateways(conn), intent_id, amount=amount, actor=f"user:{principal.user_id}"
-            )
-            return IntentOut.of(done)
+        async with configured_gateways(conn, settings) as gateways:
 
-        return await run_once(
-            conn,
-            scope=f"payment_intents.capture:{intent_id}",
-            key=idempotency_key,
-            body=data,
-            operation=operation,
-        )
+            async def operation() -> IntentOut:
+                row = await service.get_intent(conn, intent_id)
+                amount = (
+                    None
+                    if data.amount_minor is None
+                    else service.money(data.amount_minor, data.currency or row["currency"])
+                )
+                done = await service.capture(
+                    conn, gateways, intent_id, amount=amount, actor=f"user:{principal.user_id}"
+                )
+                return IntentOut.of(done)
+
+            return await run_once(
+                conn,
+                scope=f"payment_intents.capture:{intent_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+            )
 
     @post(
         "/{intent_id:uuid}/cancel",
@@ -167,22 +185,25 @@ class PaymentIntentController(Controller):
         data: JSONBody[CancelIn],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        async def operation() -> IntentOut:
-            await _owned(conn, intent_id, principal)
-            row = await service.cancel(
-                conn, default_gateways(conn), intent_id, actor=f"user:{principal.user_id}", reason=data.reason
-            )
-            return IntentOut.of(row)
+        async with configured_gateways(conn, settings) as gateways:
 
-        return await run_once(
-            conn,
-            scope=f"payment_intents.cancel:{intent_id}",
-            key=idempotency_key,
-            body=data,
-            operation=operation,
-        )
+            async def operation() -> IntentOut:
+                await _owned(conn, intent_id, principal)
+                row = await service.cancel(
+                    conn, gateways, intent_id, actor=f"user:{principal.user_id}", reason=data.reason
+                )
+                return IntentOut.of(row)
+
+            return await run_once(
+                conn,
+                scope=f"payment_intents.cancel:{intent_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+            )
 
     @post(
         "/{intent_id:uuid}/refunds",
@@ -196,26 +217,69 @@ class PaymentIntentController(Controller):
         data: JSONBody[RefundIn],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        async def operation() -> RefundOut:
-            row = await service.refund(
-                conn,
-                default_gateways(conn),
-                intent_id,
-                amount=service.money(data.amount_minor, data.currency),
-                bearer=data.bearer,
-                request_key=f"http:{idempotency_key}",
-                actor=f"user:{principal.user_id}",
-                reason=data.reason,
-            )
-            return RefundOut.of(row)
+        async with configured_gateways(conn, settings) as gateways:
 
-        return await run_once(
-            conn,
-            scope=f"payment_intents.refund:{intent_id}",
-            key=idempotency_key,
-            body=data,
-            operation=operation,
-            status=201,
-        )
+            async def operation() -> RefundOut:
+                row = await service.refund(
+                    conn,
+                    gateways,
+                    intent_id,
+                    amount=service.money(data.amount_minor, data.currency),
+                    bearer=data.bearer,
+                    request_key=f"http:{idempotency_key}",
+                    actor=f"user:{principal.user_id}",
+                    reason=data.reason,
+                )
+                return RefundOut.of(row)
+
+            return await run_once(
+                conn,
+                scope=f"payment_intents.refund:{intent_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+                status=201,
+            )
+
+
+class WebhookResultOut(Output):
+    result: str
+
+
+class PaymentWebhookController(Controller):
+    """Provider notifications: public (the provider cannot hold a token) but signature-verified."""
+
+    path = "/v1/payment-webhooks"
+    tags = ["payments"]  # noqa: RUF012
+
+    @post(
+        "/{provider:str}",
+        operation_id="receivePaymentWebhook",
+        summary="Receive a provider webhook",
+        opt={"public": True},
+        status_code=200,
+    )
+    async def receive(
+        self,
+        provider: FromPath[str],
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Connection],
+        settings: NamedDependency[Settings],
+    ) -> WebhookResultOut:
+        payload = await request.body()
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        async with configured_gateways(conn, settings) as gateways:
+            gateway = gateways.get(provider)
+            try:
+                if isinstance(gateway, StripeGateway):
+                    event = gateway.parse_webhook(payload, headers)
+                elif isinstance(gateway, PhonePeGateway):
+                    event = gateway.parse_callback(payload, headers)
+                else:
+                    raise NotFound(f"no webhooks are configured for {provider!r}")
+            except (InvalidSignature, InvalidChecksum) as exc:
+                raise BadSignature(str(exc)) from exc
+            return WebhookResultOut(result=await service.handle_webhook(conn, gateways, provider, event))
