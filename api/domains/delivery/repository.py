@@ -12,7 +12,8 @@ Row = dict[str, Any]
 
 _DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
     dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
-    distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, created_at, updated_at"""
+    distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, frozen_by, created_at,
+    updated_at"""
 _OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
     offered_at, expires_at, responded_at, reason"""
 
@@ -267,6 +268,7 @@ async def stalled(conn: Connection, city_id: str, cutoff: datetime) -> list[Row]
         SELECT {", ".join("d." + c.strip() for c in _DELIVERY_COLUMNS.split(","))}
         FROM deliveries d LEFT JOIN courier_positions p ON p.courier_id = d.courier_id
         WHERE d.city_id = %s AND d.status IN ('assigned', 'at_pickup') AND d.updated_at < %s
+          AND d.frozen_by IS NULL
           AND (p.fixed_at IS NULL OR p.fixed_at < %s)
         ORDER BY d.id
         FOR UPDATE OF d SKIP LOCKED
@@ -290,3 +292,55 @@ async def add_proof_failure(conn: Connection, delivery_id: uuid.UUID) -> None:
     await conn.execute(
         "UPDATE deliveries SET proof_failures = proof_failures + 1 WHERE id = %s", (delivery_id,)
     )
+
+
+async def insert_sos(conn: Connection, row: Row) -> None:
+    await conn.execute(
+        """
+        INSERT INTO sos_incidents (id, city_id, raised_by, courier_id, lat, lng, note, raised_at)
+        VALUES (%(id)s, %(city_id)s, %(raised_by)s, %(courier_id)s, %(lat)s, %(lng)s, %(note)s, %(raised_at)s)
+        """,
+        row,
+    )
+
+
+async def freeze(conn: Connection, courier_id: uuid.UUID, incident_id: uuid.UUID) -> list[uuid.UUID]:
+    cur = await conn.execute(
+        "UPDATE deliveries SET frozen_by = %s WHERE courier_id = %s "
+        "AND status IN ('assigned', 'at_pickup', 'picked_up') AND frozen_by IS NULL RETURNING id",
+        (incident_id, courier_id),
+    )
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def sos(conn: Connection, incident_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    cur = await conn.execute(
+        "SELECT id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, resolved_at, "
+        "resolved_by, resolution FROM sos_incidents WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        (incident_id,),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def open_sos(conn: Connection) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, resolved_at, "
+        "resolved_by, resolution FROM sos_incidents WHERE status = 'open' ORDER BY raised_at, id"
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def resolve_sos(
+    conn: Connection, incident_id: uuid.UUID, by: uuid.UUID, resolution: str, now: datetime
+) -> Row:
+    cur = await conn.execute(
+        "UPDATE sos_incidents SET status = 'resolved', resolved_at = %s, resolved_by = %s, resolution = %s "
+        "WHERE id = %s RETURNING id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, "
+        "resolved_at, resolved_by, resolution",
+        (now, by, resolution, incident_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await conn.execute("UPDATE deliveries SET frozen_by = NULL WHERE frozen_by = %s", (incident_id,))
+    return dict(row)

@@ -18,6 +18,9 @@ from api.domains.delivery.schemas import (
     OfferResponse,
     RoundReport,
     RoundRequest,
+    SosIncident,
+    SosInput,
+    SosResolution,
 )
 from api.security.guards import requires_role
 from api.security.principal import Principal, Role
@@ -90,6 +93,15 @@ class CourierDeliveryController(Controller):
     ) -> Delivery:
         return await service.advance(conn, principal, delivery_id, data, settings)
 
+    @post("/sos", operation_id="couriers_sos", summary="Raise SOS with your position")
+    async def sos(
+        self,
+        data: JSONBody[SosInput],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> SosIncident:
+        return await service.raise_sos(conn, principal, data)
+
 
 class CustomerDeliveryController(Controller):
     path = "/v1/deliveries"
@@ -123,6 +135,25 @@ class DispatchAdminController(Controller):
     )
     async def run_round(self, data: JSONBody[RoundRequest], conn: NamedDependency[Connection]) -> RoundReport:
         return await service.run_round(conn, data.city_id)
+
+    @get("/sos", operation_id="admin_sos_open", summary="Open SOS incidents, oldest first")
+    async def open_sos(self, conn: NamedDependency[Connection]) -> list[SosIncident]:
+        return await service.open_incidents(conn)
+
+    @post(
+        "/sos/{incident_id:uuid}/resolve",
+        operation_id="admin_sos_resolve",
+        summary="Resolve",
+        status_code=200,
+    )
+    async def resolve_sos(
+        self,
+        incident_id: FromPath[uuid.UUID],
+        data: JSONBody[SosResolution],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> SosIncident:
+        return await service.resolve_sos(conn, principal, incident_id, data.resolution)
 
     @get(
         "/deliveries/{delivery_id:uuid}/history", operation_id="admin_delivery_history", summary="Transitions"

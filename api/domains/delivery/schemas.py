@@ -82,6 +82,8 @@ class Delivery(Output):
     kg_co2e: float | None
     baseline_kg_co2e: float | None
     proof_required: str
+    frozen_by: uuid.UUID | None
+    """The open SOS incident holding this delivery still, if any."""
 
 
 class HistoryEntry(Output):
@@ -91,3 +93,27 @@ class HistoryEntry(Output):
     actor_id: uuid.UUID | None
     reason: str | None
     at: datetime
+
+
+class SosInput(Input):
+    lat: Latitude
+    lng: Longitude
+    note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class SosIncident(Output):
+    id: uuid.UUID
+    city_id: str
+    raised_by: uuid.UUID
+    courier_id: uuid.UUID | None
+    lat: float
+    lng: float
+    note: str | None
+    status: str
+    raised_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class SosResolution(Input):
+    resolution: Reason

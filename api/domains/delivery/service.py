@@ -28,6 +28,8 @@ from api.domains.delivery.schemas import (
     MyOffers,
     Offer,
     RoundReport,
+    SosIncident,
+    SosInput,
 )
 from api.domains.identity.digests import digests_match, keyed_digest
 from api.errors import Conflict, InvalidInput, NotFound
@@ -200,6 +202,8 @@ async def advance(
         delivery = await repo.delivery(conn, delivery_id, lock=True)
         if delivery is None or delivery["courier_id"] != courier["id"]:
             raise NotFound("no such delivery among yours")
+        if delivery["frozen_by"] is not None:
+            raise Conflict("this delivery is frozen by an open SOS; support will resolve it")
         if not await repo.allowed(conn, delivery["status"], body.to, "courier"):
             raise Conflict(f"a delivery cannot go from {delivery['status']} to {body.to}")
         changes: dict[str, Any] = {}
@@ -337,6 +341,69 @@ async def _release(
     await _move(conn, delivery, "pending", "system", actor_id, reason, now, changes)
 
 
+async def raise_sos(conn: Connection, principal: Principal, body: SosInput) -> SosIncident:
+    """A courier's SOS: recorded with position, the courier's deliveries frozen, support alerted first."""
+    now = utc_now()
+    async with conn.transaction():
+        courier = await _courier(conn, principal)
+        incident_id = new_id()
+        await repo.insert_sos(
+            conn,
+            {
+                "id": incident_id,
+                "city_id": courier["city_id"],
+                "raised_by": principal.user_id,
+                "courier_id": courier["id"],
+                "lat": body.lat,
+                "lng": body.lng,
+                "note": body.note,
+                "raised_at": now,
+            },
+        )
+        frozen = await repo.freeze(conn, courier["id"], incident_id)
+        await append_event(
+            conn,
+            event_type="sos.raised",
+            aggregate_type="sos",
+            aggregate_id=incident_id,
+            payload={
+                "priority": "critical",
+                "courier_id": str(courier["id"]),
+                "lat": body.lat,
+                "lng": body.lng,
+                "deliveries": [str(delivery_id) for delivery_id in frozen],
+            },
+            city_id=courier["city_id"],
+        )
+        incident = await repo.sos(conn, incident_id)
+    return msgspec.convert(incident, SosIncident)
+
+
+async def open_incidents(conn: Connection) -> list[SosIncident]:
+    return [msgspec.convert(row, SosIncident) for row in await repo.open_sos(conn)]
+
+
+async def resolve_sos(
+    conn: Connection, admin: Principal, incident_id: uuid.UUID, resolution: str
+) -> SosIncident:
+    async with conn.transaction():
+        incident = await repo.sos(conn, incident_id, lock=True)
+        if incident is None:
+            raise NotFound("no such SOS incident")
+        if incident["status"] != "open":
+            raise Conflict("this SOS is already resolved")
+        resolved = await repo.resolve_sos(conn, incident_id, admin.user_id, resolution, utc_now())
+        await append_event(
+            conn,
+            event_type="sos.resolved",
+            aggregate_type="sos",
+            aggregate_id=incident_id,
+            payload={"resolution": resolution, "by": str(admin.user_id)},
+            city_id=incident["city_id"],
+        )
+    return msgspec.convert(resolved, SosIncident)
+
+
 async def _expire_offers(conn: Connection, city_id: str, now: datetime) -> int:
     expired = await repo.expired_offers(conn, city_id, now)
     for offer in expired:
@@ -372,7 +439,9 @@ async def _move(
     now: datetime,
     changes: dict[str, Any],
 ) -> dict[str, Any]:
-    """Refuse a move the table doesn't allow for this actor (409); apply, record, emit."""
+    """Refuse a move the table doesn't allow for this actor, or any move while SOS-frozen (409)."""
+    if delivery["frozen_by"] is not None:
+        raise Conflict("this delivery is frozen by an open SOS; support will resolve it")
     if not await repo.allowed(conn, delivery["status"], to_status, actor):
         raise Conflict(f"a delivery cannot go from {delivery['status']} to {to_status}")
     updated = await repo.update_delivery(conn, delivery["id"], {"status": to_status, **changes}, now)

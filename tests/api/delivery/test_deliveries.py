@@ -390,3 +390,51 @@ async def test_too_many_wrong_codes_need_support(
     guess = {"to": "delivered", "proof": {"lat": HOME[0], "lng": HOME[1], "code": "0000"}}
     response = await client.post(path, json=guess, headers=courier.headers)
     assert response.status_code == 409, response.text
+
+
+async def test_sos_freezes_the_delivery_until_support_resolves_it(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, courier_body = await make_courier()
+    await _at(client, courier, 27.7101, 85.3201)
+    await _merchant_order(conn, make_user)
+    delivery_id = await _assigned(client, admin, courier)
+    for bad in ({"lat": 95, "lng": 85.3}, {"lng": 85.3}, {"lat": 27.7, "lng": 85.3, "panic": True}):
+        refused = await client.post("/v1/couriers/me/sos", json=bad, headers=courier.headers)
+        assert refused.status_code == 400, refused.text
+    assert (await (await conn.execute("SELECT count(*) AS n FROM sos_incidents")).fetchone())["n"] == 0
+
+    raised = await client.post(
+        "/v1/couriers/me/sos",
+        json={"lat": 27.7102, "lng": 85.3202, "note": "accident"},
+        headers=courier.headers,
+    )
+    assert raised.status_code == 201, raised.text
+    incident = raised.json()
+    event = await (
+        await conn.execute(
+            "SELECT event_type, payload FROM outbox WHERE aggregate_id = %s", (incident["id"],)
+        )
+    ).fetchone()
+    assert event["event_type"] == "sos.raised"
+    assert event["payload"]["priority"] == "critical"
+    assert event["payload"]["deliveries"] == [delivery_id]
+    path = f"/v1/couriers/me/deliveries/{delivery_id}/status"
+    assert (await client.post(path, json={"to": "at_pickup"}, headers=courier.headers)).status_code == 409
+    # frozen: neither the stall rule nor going offline moves it
+    await service.run_round(conn, "kathmandu", now=utc_now() + service.STALL_AFTER + timedelta(minutes=1))
+    assert (
+        await client.post("/v1/couriers/me/shift", json={"shift": "offline"}, headers=courier.headers)
+    ).status_code == 409
+    row = await (
+        await conn.execute("SELECT status, courier_id FROM deliveries WHERE id = %s", (delivery_id,))
+    ).fetchone()
+    assert (row["status"], str(row["courier_id"])) == ("assigned", courier_body["id"])
+
+    queue = await client.get("/v1/admin/sos", headers=admin.headers)
+    assert [i["id"] for i in queue.json()] == [incident["id"]]
+    resolved = await client.post(
+        f"/v1/admin/sos/{incident['id']}/resolve", json={"resolution": "courier safe"}, headers=admin.headers
+    )
+    assert resolved.json()["status"] == "resolved"
+    assert (await client.post(path, json={"to": "at_pickup"}, headers=courier.headers)).status_code == 200
