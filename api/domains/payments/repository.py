@@ -257,3 +257,49 @@ async def release_idempotency_key(conn: Connection, scope: str, key: str) -> Non
     await conn.execute(
         "DELETE FROM idempotency_keys WHERE scope = %s AND key = %s AND response_status IS NULL", (scope, key)
     )
+
+
+async def fraud_history(conn: Connection, customer_id: uuid.UUID | None) -> tuple[int, int]:
+    """(declines in the last hour, successful payments ever) for a customer."""
+    if customer_id is None:
+        return 0, 0
+    row = await (
+        await conn.execute(
+            """
+            SELECT
+              (SELECT count(*) FROM payment_intent_transitions t JOIN payment_intents i ON i.id = t.intent_id
+                WHERE i.customer_id = %s AND t.to_status = 'requires_payment_method'
+                  AND t.reason LIKE '%%declined' AND t.at > now() - interval '1 hour') AS declines,
+              (SELECT count(*) FROM payment_intents WHERE customer_id = %s AND status = 'succeeded') AS paid
+            """,
+            (customer_id, customer_id),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row["declines"]), int(row["paid"])
+
+
+async def record_assessment(
+    conn: Connection,
+    intent_id: uuid.UUID,
+    *,
+    scorer: str,
+    score: float,
+    decision: str,
+    reasons: list[str],
+    decided_by: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO payment_fraud_assessments (intent_id, scorer, score, decision, reasons, decided_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (intent_id, scorer, score, decision, reasons, decided_by),
+    )
+
+
+async def latest_assessment(conn: Connection, intent_id: uuid.UUID) -> Row | None:
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_fraud_assessments WHERE intent_id = %s ORDER BY id DESC LIMIT 1",
+            (intent_id,),
+        )
+    ).fetchone()

@@ -23,6 +23,7 @@ import msgspec
 from api.domains.ledger import service as ledger
 from api.domains.ledger.accounts import AccountKind, AccountRef
 from api.domains.payments import repository
+from api.domains.payments.fraud import FraudContext, FraudDecision, FraudScorer, RulesFraudScorer
 from api.domains.payments.gateways.base import (
     AuthorizeRequest,
     ChargeOutcome,
@@ -194,8 +195,15 @@ async def confirm(
     *,
     payment_method: str | None,
     actor: str,
+    scorer: FraudScorer | None = None,
 ) -> Row:
-    """Authorize (and with automatic capture, capture) the intent at its provider."""
+    """Authorize (and with automatic capture, capture) the intent at its provider.
+
+    The fraud scorer is asked first: a step-up returns the intent in
+    ``requires_action`` (``last_error = step_up_required``; confirming again
+    completes it, and the route demands a second factor in the session for
+    that), a review leaves it unconfirmed until :func:`decide_review`.
+    """
     async with conn.transaction():
         row = await _intent(conn, intent_id, lock=True)
         method = payment_method or row["payment_method"]
@@ -203,6 +211,9 @@ async def confirm(
             raise InvalidInput("a payment_method is required to confirm")
         if row["status"] not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION):
             raise Conflict(f"cannot confirm a payment intent in status {row['status']}", status=row["status"])
+        held = await _fraud_gate(conn, row, scorer or RulesFraudScorer(), actor=actor)
+        if held is not None:
+            return held
         attempt = new_id()
         row = await _move(
             conn,
@@ -229,6 +240,77 @@ async def confirm(
     except GatewayError as exc:
         outcome = ChargeOutcome(ChargeState.DECLINED, decline_code=f"provider_error: {exc}")
     return await apply_outcome(conn, gateways, intent_id, outcome, source="reply", actor=actor)
+
+
+STEP_UP_REQUIRED = "step_up_required"
+UNDER_REVIEW = "under_review"
+
+
+async def _fraud_gate(conn: Connection, row: Row, scorer: FraudScorer, *, actor: str) -> Row | None:
+    """Assess the attempt (inside the confirm transaction); the held intent, or None to proceed."""
+    latest = await repository.latest_assessment(conn, row["id"])
+    if latest is not None and latest["decided_by"] is not None:
+        return None  # a reviewer approved this intent
+    if latest is not None and latest["decision"] == FraudDecision.REVIEW:
+        raise Conflict("this payment is waiting for a manual review")
+    if row["last_error"] == STEP_UP_REQUIRED and row["status"] == S.REQUIRES_ACTION:
+        return None  # the second factor was given (the route checks the session)
+    declines, paid = await repository.fraud_history(conn, row["customer_id"])
+    assessment = await scorer.assess(
+        FraudContext(
+            intent_id=row["id"],
+            customer_id=row["customer_id"],
+            amount=Money(row["amount_minor"], row["currency"]),
+            provider=row["provider"],
+            purpose=row["purpose"],
+            recent_declines=declines,
+            succeeded_payments=paid,
+        )
+    )
+    await repository.record_assessment(
+        conn,
+        row["id"],
+        scorer=assessment.scorer,
+        score=assessment.score,
+        decision=assessment.decision.value,
+        reasons=list(assessment.reasons),
+    )
+    if assessment.decision == FraudDecision.STEP_UP:
+        return await _move(
+            conn,
+            row,
+            S.REQUIRES_ACTION,
+            actor=actor,
+            reason="fraud:step_up",
+            action_url=f"nearx://step-up/{row['id']}",
+            last_error=STEP_UP_REQUIRED,
+        )
+    if assessment.decision == FraudDecision.REVIEW:
+        return await repository.update_intent(conn, row["id"], {"last_error": UNDER_REVIEW})
+    return None
+
+
+async def decide_review(
+    conn: Connection, gateways: Mapping[str, Gateway], intent_id: uuid.UUID, *, approve: bool, reviewer: str
+) -> Row:
+    """A person's decision on a payment held for review: approve (it can be confirmed) or cancel it."""
+    async with conn.transaction():
+        row = await _intent(conn, intent_id, lock=True)
+        latest = await repository.latest_assessment(conn, intent_id)
+        if latest is None or latest["decision"] != FraudDecision.REVIEW or latest["decided_by"] is not None:
+            raise Conflict("this payment is not waiting for a review")
+        await repository.record_assessment(
+            conn,
+            intent_id,
+            scorer="manual",
+            score=latest["score"],
+            decision=(FraudDecision.APPROVE if approve else FraudDecision.REVIEW).value,
+            reasons=[*latest["reasons"], "approved" if approve else "rejected"],
+            decided_by=reviewer,
+        )
+        if approve:
+            return await repository.update_intent(conn, intent_id, {"last_error": None})
+        return await _move(conn, row, S.CANCELED, actor=reviewer, reason="fraud:rejected")
 
 
 async def _note_timeout(conn: Connection, intent_id: uuid.UUID) -> Row:
