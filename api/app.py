@@ -21,6 +21,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 
 from api.dependencies import DEPENDENCIES
 from api.domains.events.relay import background_relay
+from api.domains.matching.index import running_index
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
@@ -29,6 +30,7 @@ from api.strict_body import reject_lax_json
 from nearx.db import create_pool
 from nearx.postgres import database_url
 from nearx.settings import Settings, get_settings
+from serving.runtime import scoring_runtime
 
 
 def create_app(
@@ -54,6 +56,9 @@ def create_app(
             stack.push_async_callback(pool.close)
             app.state.pool = pool
             app.state.database_url = url
+            # matching: the merchant index (watched) and the scoring runtime (models, online features)
+            app.state.matching_index = await stack.enter_async_context(running_index(pool))
+            app.state.scoring = await stack.enter_async_context(scoring_runtime(settings))
             if run_relay:
                 await stack.enter_async_context(background_relay(url, settings))
             yield

@@ -15,16 +15,19 @@ from api.domains.delivery.routes import (
 )
 from api.domains.events.routes import WebhookController
 from api.domains.identity.routes import AuthController, RoleAdminController
+from api.domains.matching.routes import MatchController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.domains.orders.routes import OrderController
 from api.domains.payments.routes import PaymentIntentController, PaymentWebhookController
 from api.domains.profiles.routes import AdminUsersController, MeController
 from api.domains.wallet.routes import WalletController
 from api.health import health
+from api.metrics import metrics
 from api.storage.routes import UploadController
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
+    metrics,
     AuthController,
     RoleAdminController,
     CitiesController,
@@ -46,4 +49,5 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     CourierDeliveryController,
     CustomerDeliveryController,
     DispatchAdminController,
+    MatchController,
 ]

@@ -149,26 +149,38 @@ class EtaScorer:
         return promise
 
     def green(self, trips: Trips, promise: Promise) -> GreenOption:
-        distance, travel = self.routing_travel_s(trips, GREEN_MODE)
-        green_kg = np.array([leg_emission(d, GREEN_MODE, self.country).kg_co2e for d in distance])
-        default_kg = np.array([leg_emission(d, DEFAULT_MODE, self.country).kg_co2e for d in distance])
         result = self._with_model(GREEN_MODEL, GREEN_SERVICE, trips, [GREEN_MODE] * len(trips))
         if isinstance(result, str):
             metrics.DEGRADED.labels("green", result).inc()
-            on_time = trips.prep_s + travel + HANDLING_S <= promise.p90_s
-            p_on_time = on_time.astype(np.float64)
-            model_name = version = None
-            degraded: str | None = result
-        else:
-            model, out = result
-            p_on_time = out["p_on_time"].to_numpy(dtype=np.float64)
-            model_name, version, degraded = model.name, model.version, None
+            return self.green_heuristic(trips, promise, result)
+        model, out = result
+        return self._option(
+            trips, out["p_on_time"].to_numpy(dtype=np.float64), model.name, model.version, None
+        )
+
+    def green_heuristic(self, trips: Trips, promise: Promise, reason: str) -> GreenOption:
+        """An e-bike is offered when its routing ETA (prep + ride + handling) still meets P90."""
+        _, travel = self.routing_travel_s(trips, GREEN_MODE)
+        on_time = trips.prep_s + travel + HANDLING_S <= promise.p90_s
+        return self._option(trips, on_time.astype(np.float64), None, None, reason)
+
+    def _option(
+        self,
+        trips: Trips,
+        p_on_time: FloatArray,
+        model: str | None,
+        version: str | None,
+        degraded: str | None,
+    ) -> GreenOption:
+        distance, _ = self.routing_travel_s(trips, GREEN_MODE)
+        green_kg = np.array([leg_emission(d, GREEN_MODE, self.country).kg_co2e for d in distance])
+        default_kg = np.array([leg_emission(d, DEFAULT_MODE, self.country).kg_co2e for d in distance])
         return GreenOption(
             available=p_on_time >= GREEN_MIN_P_ON_TIME,
             p_on_time=p_on_time,
             kg_co2e=green_kg,
             saving_kg_co2e=np.maximum(default_kg - green_kg, 0.0),
-            model=model_name,
+            model=model,
             version=version,
             degraded=degraded,
         )

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nearx.routing import HaversineRouting
@@ -130,10 +131,8 @@ def feast_opener(settings: Settings) -> Callable[[], Any | None]:
     """Open the installation's Feast store once its registry exists (the pipelines create it)."""
 
     def open_store() -> Any | None:
-        from features.store import feast_dir
-
-        if not (feast_dir(settings) / "registry.db").is_file():
-            return None
+        if not feast_registry_path(settings).is_file():
+            return None  # checked before importing Feast, which costs seconds
         from features.store import open_store as open_feast
 
         return open_feast(settings)
@@ -159,6 +158,11 @@ def build_runtime(
         budget_s=budget_s,
         poll_interval_s=poll_interval_s,
     )
+
+
+def feast_registry_path(settings: Settings) -> Path:
+    """Where ``features.store`` keeps the Feast registry (a test pins them equal)."""
+    return settings.home / "feast" / "registry.db"
 
 
 def tracking_uri(settings: Settings) -> str:

@@ -116,9 +116,12 @@ def test_the_served_feature_service_lists_match_the_specs() -> None:
 
 
 def test_the_runtime_reads_the_registry_the_models_write(tmp_path: Path) -> None:
+    from features.store import feast_dir, repo_config
     from models.tracking import tracking_uri as models_uri
     from nearx.settings import load_settings
-    from serving.runtime import tracking_uri
+    from serving.runtime import feast_registry_path, tracking_uri
 
     settings = load_settings({"NEARX_HOME": str(tmp_path)})
     assert tracking_uri(settings) == models_uri(settings)
+    assert str(feast_registry_path(settings)) == repo_config(settings).registry.path
+    assert feast_registry_path(settings).parent == feast_dir(settings)

@@ -1,0 +1,1 @@
+"""Matching: merchants around a customer, ranked by the serving layer's matching model."""

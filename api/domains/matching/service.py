@@ -1,0 +1,309 @@
+"""Match a customer to the live merchants around them, ranked by the serving layer.
+
+Steps: the customer's city from the point; the ``CANDIDATE_POOL`` nearest live merchants
+(of the category, if asked) within the radius from the in-memory index; keep those open
+now (local time), delivering that far and matching the text query; rank them with the
+matching model (or its fallback) personalised by the profile; promise P50/P90 and a green
+option for the top ``limit``; write ``match.served`` (impressions with positions) to the
+outbox so training learns from real traffic; answer with model names and versions, or the
+``degraded`` reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from api.domains.matching import repository
+from api.domains.matching.index import CityIndex, IndexHolder
+from api.domains.matching.schemas import (
+    ClickInput,
+    ClickRecorded,
+    Eta,
+    GreenDelivery,
+    MatchContext,
+    MatchPage,
+    MatchResult,
+    Scoring,
+)
+from api.domains.merchants.hours import is_open, local_time
+from api.errors import InvalidInput, NotFound
+from nearx.db import Connection
+from nearx.ids import new_id
+from nearx.outbox import append_event
+from serving.eta import GreenOption, Promise, Trips
+from serving.match import Candidates, Customer, Ranking
+from serving.runtime import ScoringRuntime
+
+CANDIDATE_POOL = 200
+"""How many nearest live merchants are considered per request (then filtered and ranked)."""
+NEARBY_M = 1_000
+TOP_RATED = 4.5
+QUICK_KITCHEN_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class _Pool:
+    positions: np.ndarray[Any, np.dtype[np.int64]]
+    distances_m: np.ndarray[Any, np.dtype[np.float64]]
+
+
+async def match(
+    conn: Connection,
+    index: IndexHolder,
+    runtime: ScoringRuntime,
+    *,
+    user_id: uuid.UUID,
+    context: MatchContext,
+    now: datetime,
+) -> MatchPage:
+    snapshot = index.snapshot
+    if context.category is not None and context.category not in snapshot.categories:
+        raise InvalidInput(f"unknown category {context.category!r}: no live merchant has it")
+    match_id = new_id()
+    city = snapshot.city_at(context.lat, context.lng)
+    city_index = snapshot.cities.get(city.id) if city else None
+    prefs = await repository.preferences(conn, user_id) or {}
+    customer = _customer(user_id, prefs, context, city_index, now)
+    results: list[MatchResult] = []
+    scoring = Scoring(
+        model=None,
+        model_version=None,
+        degraded=False,
+        degraded_reason=None,
+        eta_model=None,
+        eta_model_version=None,
+        eta_degraded_reason=None,
+    )
+    if city_index is not None:
+        pool = _candidates(city_index, context, now)
+        if pool.positions.size:
+            favourites = {str(m) for m in prefs.get("favourite_merchants") or []}
+            candidates = _scoring_input(city_index, pool, favourites)
+            ranking = await runtime.rank(candidates, customer)
+            top = ranking.order[: context.limit]
+            trips = _trips(city_index, pool.positions[top], context, customer, now)
+            promise, green = await _promise(runtime, city_index, trips)
+            results = _results(city_index, pool, candidates, ranking, top, promise, green, customer, context)
+            scoring = Scoring(
+                model=ranking.model,
+                model_version=ranking.version,
+                degraded=ranking.degraded is not None,
+                degraded_reason=ranking.degraded,
+                eta_model=promise.model,
+                eta_model_version=promise.version,
+                eta_degraded_reason=promise.degraded,
+            )
+    page = MatchPage(match_id=match_id, city_id=city.id if city else None, results=results, scoring=scoring)
+    async with conn.transaction():
+        await append_event(
+            conn,
+            event_type="match.served",
+            aggregate_type="match",
+            aggregate_id=match_id,
+            city_id=page.city_id,
+            payload={
+                "match_id": str(match_id),
+                "customer_id": str(user_id),
+                "category": context.category,
+                "q": context.q,
+                "local_hour": customer.local_hour,
+                "model": scoring.model,
+                "model_version": scoring.model_version,
+                "degraded_reason": scoring.degraded_reason,
+                "impressions": [
+                    {"merchant_id": str(r.merchant_id), "position": r.position, "score": r.score}
+                    for r in results
+                ],
+            },
+        )
+    return page
+
+
+async def record_click(
+    conn: Connection, *, user_id: uuid.UUID, match_id: uuid.UUID, body: ClickInput
+) -> ClickRecorded:
+    """Log a click on a served result (``match.clicked``) with the position it was shown at."""
+    served = await repository.served_match(conn, match_id)
+    if served is None or served["payload"]["customer_id"] != str(user_id):
+        raise NotFound("no such match")
+    shown = {i["merchant_id"]: int(i["position"]) for i in served["payload"]["impressions"]}
+    position = shown.get(str(body.merchant_id))
+    if position is None:
+        raise InvalidInput("that merchant was not in this match")
+    async with conn.transaction():
+        await append_event(
+            conn,
+            event_type="match.clicked",
+            aggregate_type="match",
+            aggregate_id=match_id,
+            city_id=served["city_id"],
+            payload={
+                "match_id": str(match_id),
+                "customer_id": str(user_id),
+                "merchant_id": str(body.merchant_id),
+                "position": position,
+            },
+        )
+    return ClickRecorded(match_id=match_id, merchant_id=body.merchant_id, position=position)
+
+
+def _customer(
+    user_id: uuid.UUID, prefs: dict[str, Any], context: MatchContext, city: CityIndex | None, now: datetime
+) -> Customer:
+    """The profile's preferences (the request may override them) and the local hour."""
+    local = local_time(now, city.city.timezone) if city else now
+    return Customer(
+        customer_id=str(user_id),
+        eco_first=context.eco_first if context.eco_first is not None else bool(prefs.get("eco_first", False)),
+        price_sensitivity=context.price_sensitivity or str(prefs.get("price_sensitivity", "medium")),
+        local_hour=local.hour,
+        rain=context.rain,
+    )
+
+
+def _candidates(city: CityIndex, context: MatchContext, now: datetime) -> _Pool:
+    proximity = city.by_category.get(context.category) if context.category else city.everything
+    if proximity is None:
+        return _Pool(np.zeros(0, dtype=np.int64), np.zeros(0))
+    near = proximity.nearest(context.lat, context.lng, CANDIDATE_POOL, float(context.radius_m))
+    positions = np.asarray(near.ids, dtype=np.int64)
+    distances = np.asarray(near.distances_m, dtype=np.float64)
+    keep = distances <= city.delivery_radius_m[positions]
+    excluded = {str(m) for m in context.exclude_merchants}
+    needle = context.q.casefold() if context.q else None
+    timezone = city.city.timezone
+    for j, p in enumerate(positions.tolist()):
+        if not keep[j]:
+            continue
+        if (excluded and city.ids[p] in excluded) or (
+            needle is not None and needle not in city.names[p].casefold() and needle not in city.categories[p]
+        ):
+            keep[j] = False
+        elif p in city.hours or p in city.holidays:
+            keep[j] = is_open(city.hours.get(p, []), city.holidays.get(p, set()), timezone, now)
+    return _Pool(positions[keep], distances[keep])
+
+
+def _scoring_input(city: CityIndex, pool: _Pool, favourites: set[str]) -> Candidates:
+    ids = [city.ids[p] for p in pool.positions.tolist()]
+    return Candidates(
+        merchant_ids=ids,
+        distance_m=pool.distances_m,
+        price_level=city.price_level[pool.positions],
+        prep_estimate_s=city.prep_s[pool.positions],
+        is_favourite=np.array([1.0 if m in favourites else 0.0 for m in ids]),
+        green_possible=(pool.distances_m <= 4_000).astype(np.float64),
+    )
+
+
+def _trips(
+    city: CityIndex,
+    positions: np.ndarray[Any, np.dtype[np.int64]],
+    context: MatchContext,
+    customer: Customer,
+    now: datetime,
+) -> Trips:
+    n = positions.size
+    local = local_time(now, city.city.timezone)
+    return Trips(
+        merchant_ids=[city.ids[p] for p in positions.tolist()],
+        merchant_cells_r7=[city.h3_r7[p] for p in positions.tolist()],
+        categories=[city.categories[p] for p in positions.tolist()],
+        merchant_lat=city.lat[positions],
+        merchant_lng=city.lng[positions],
+        dropoff_lat=np.full(n, context.lat),
+        dropoff_lng=np.full(n, context.lng),
+        prep_s=city.prep_s[positions],
+        at=now,
+        local_hour=customer.local_hour,
+        weekday=local.isoweekday(),
+        rain=context.rain,
+    )
+
+
+async def _promise(runtime: ScoringRuntime, city: CityIndex, trips: Trips) -> tuple[Promise, GreenOption]:
+    scorer = runtime.eta_scorer(city.city.id, city.city.timezone, city.city.country)
+
+    def work() -> tuple[Promise, GreenOption]:
+        promise = scorer.promise(trips)
+        return promise, scorer.green(trips, promise)
+
+    def fallback() -> tuple[Promise, GreenOption]:
+        promise = scorer.heuristic(trips, "over_budget")
+        return promise, scorer.green_heuristic(trips, promise, "over_budget")
+
+    return await runtime.within_budget(work, fallback, "eta")
+
+
+def _results(
+    city: CityIndex,
+    pool: _Pool,
+    candidates: Candidates,
+    ranking: Ranking,
+    top: np.ndarray[Any, np.dtype[np.int64]],
+    promise: Promise,
+    green: GreenOption,
+    customer: Customer,
+    context: MatchContext,
+) -> list[MatchResult]:
+    rating = ranking.rating
+    results = []
+    for rank, j in enumerate(top.tolist()):
+        p = int(pool.positions[j])
+        stars = None if rating is None or np.isnan(rating[j]) else round(float(rating[j]), 2)
+        reasons = _reasons(candidates, j, stars, bool(green.available[rank]), customer, context)
+        results.append(
+            MatchResult(
+                merchant_id=city.uuids[p],
+                name=city.names[p],
+                category=city.categories[p],
+                kind=city.kinds[p],
+                position=rank + 1,
+                score=round(float(ranking.scores[j]), 6),
+                distance_m=round(float(pool.distances_m[j])),
+                price_level=int(city.price_level[p]),
+                rating=stars,
+                eta=Eta(p50_s=round(float(promise.p50_s[rank])), p90_s=round(float(promise.p90_s[rank]))),
+                green_delivery=GreenDelivery(
+                    available=bool(green.available[rank]),
+                    mode=str(green.mode),
+                    kg_co2e=round(float(green.kg_co2e[rank]), 4),
+                    saving_kg_co2e=round(float(green.saving_kg_co2e[rank]), 4),
+                    p_on_time=round(float(green.p_on_time[rank]), 3),
+                ),
+                reason_codes=reasons,
+            )
+        )
+    return results
+
+
+def _reasons(
+    candidates: Candidates,
+    j: int,
+    stars: float | None,
+    green: bool,
+    customer: Customer,
+    context: MatchContext,
+) -> list[str]:
+    """Why a result is here, from what the ranker saw (stable codes clients can localise)."""
+    reasons = []
+    if candidates.is_favourite[j]:
+        reasons.append("favourite")
+    if context.q:
+        reasons.append("matches_query")
+    if candidates.distance_m[j] <= NEARBY_M:
+        reasons.append("nearby")
+    if stars is not None and stars >= TOP_RATED:
+        reasons.append("top_rated")
+    if candidates.prep_estimate_s[j] <= QUICK_KITCHEN_S:
+        reasons.append("quick_kitchen")
+    if green:
+        reasons.append("eco_first_green_delivery" if customer.eco_first else "green_delivery")
+    if customer.price_sensitivity == "high" and candidates.price_level[j] <= 2:
+        reasons.append("fits_budget")
+    return reasons or ["open_nearby"]
