@@ -36,6 +36,8 @@ class SecurityEvent(StrEnum):
     OIDC_LINKED = "oidc.linked"
     ROLE_GRANTED = "role.granted"
     ROLE_REVOKED = "role.revoked"
+    MERCHANT_ROLE_GRANTED = "merchant_role.granted"
+    MERCHANT_ROLE_REVOKED = "merchant_role.revoked"
     USER_REGISTERED = "user.registered"
 
 

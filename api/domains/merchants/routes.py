@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
+from api.domains.identity.routes import request_context
 from api.domains.merchants import service
 from api.domains.merchants.schemas import (
     Decision,
@@ -119,8 +120,9 @@ class MerchantController(Controller):
         data: JSONBody[StaffInput],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
     ) -> list[StaffMember]:
-        return await service.add_staff(conn, principal, merchant_id, data)
+        return await service.add_staff(conn, principal, merchant_id, data, context=request_context(request))
 
     @delete(
         "/{merchant_id:uuid}/staff/{user_id:uuid}",
@@ -133,8 +135,9 @@ class MerchantController(Controller):
         user_id: FromPath[uuid.UUID],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
     ) -> None:
-        await service.remove_staff(conn, principal, merchant_id, user_id)
+        await service.remove_staff(conn, principal, merchant_id, user_id, context=request_context(request))
 
 
 class MerchantAdminController(Controller):

@@ -16,6 +16,8 @@ from datetime import date, datetime
 from typing import Any
 
 from api.domains.cities.service import resolve as resolve_city
+from api.domains.identity import audit
+from api.domains.identity.audit import RequestContext, SecurityEvent
 from api.domains.merchants import repository as repo
 from api.domains.merchants.hours import Interval, is_open
 from api.domains.merchants.schemas import (
@@ -345,34 +347,77 @@ async def set_hours(
     return await _output(conn, row)
 
 
+async def _record_staff_change(
+    conn: Connection,
+    merchant: dict[str, Any],
+    owner: Principal,
+    user_id: uuid.UUID,
+    *,
+    role: str | None,
+    previous: str | None,
+    context: RequestContext,
+) -> None:
+    """A per-merchant role change is a security event (audit trail) and a domain event (outbox)."""
+    detail = {"merchant_id": str(merchant["id"]), "role": role, "previous_role": previous}
+    event = SecurityEvent.MERCHANT_ROLE_REVOKED if role is None else SecurityEvent.MERCHANT_ROLE_GRANTED
+    await audit.record(conn, event, context=context, user_id=user_id, actor_id=owner.user_id, **detail)
+    await append_event(
+        conn,
+        event_type="merchant.staff_removed" if role is None else "merchant.staff_changed",
+        aggregate_type="merchant",
+        aggregate_id=merchant["id"],
+        payload={**detail, "user_id": str(user_id), "by": str(owner.user_id)},
+        city_id=merchant["city_id"],
+    )
+
+
 async def add_staff(
-    conn: Connection, principal: Principal, merchant_id: uuid.UUID, body: StaffInput
+    conn: Connection,
+    principal: Principal,
+    merchant_id: uuid.UUID,
+    body: StaffInput,
+    *,
+    context: RequestContext,
 ) -> list[StaffMember]:
     """Owners manage staff; there is always exactly one owner, so ownership is not handed out here."""
     if body.role == "owner":
         raise InvalidInput("ownership cannot be granted through the staff list")
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        merchant = await _locked(conn, merchant_id)
         await require_staff(conn, merchant_id, principal, frozenset({"owner"}))
         if not await repo.user_exists(conn, body.user_id):
             raise InvalidInput(f"user {body.user_id} does not exist")
-        if await repo.staff_role(conn, merchant_id, body.user_id) == "owner":
+        previous = await repo.staff_role(conn, merchant_id, body.user_id)
+        if previous == "owner":
             raise Conflict("the owner's role cannot be changed")
         await repo.upsert_staff(conn, merchant_id, body.user_id, body.role, principal.user_id)
+        if previous != body.role:  # re-sending the same role changes nothing worth auditing
+            await _record_staff_change(
+                conn, merchant, principal, body.user_id, role=body.role, previous=previous, context=context
+            )
         rows = await repo.list_staff(conn, merchant_id)
     return [StaffMember(user_id=r["user_id"], role=r["role"]) for r in rows]
 
 
 async def remove_staff(
-    conn: Connection, principal: Principal, merchant_id: uuid.UUID, user_id: uuid.UUID
+    conn: Connection,
+    principal: Principal,
+    merchant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    context: RequestContext,
 ) -> None:
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        merchant = await _locked(conn, merchant_id)
         await require_staff(conn, merchant_id, principal, frozenset({"owner"}))
-        if await repo.staff_role(conn, merchant_id, user_id) == "owner":
+        previous = await repo.staff_role(conn, merchant_id, user_id)
+        if previous == "owner":
             raise Conflict("the owner cannot be removed")
         if not await repo.delete_staff(conn, merchant_id, user_id):
             raise NotFound(f"user {user_id} is not staff of this merchant")
+        await _record_staff_change(
+            conn, merchant, principal, user_id, role=None, previous=previous, context=context
+        )
 
 
 async def list_staff(conn: Connection, principal: Principal, merchant_id: uuid.UUID) -> list[StaffMember]:

@@ -163,3 +163,53 @@ def test_is_open_uses_the_city_local_time_and_holidays() -> None:
     assert is_open(hours, set(), "Asia/Kathmandu", monday_0320_utc)
     assert not is_open(hours, set(), "Asia/Kolkata", monday_0320_utc)
     assert not is_open(hours, {date(2026, 11, 23)}, "Asia/Kathmandu", monday_0330_utc)
+
+
+async def test_staff_role_changes_are_audited_and_emitted(
+    client: AsyncTestClient[Litestar], make_merchant: MakeMerchant, make_user: MakeUser, conn: Any
+) -> None:
+    owner, merchant = await make_merchant()
+    clerk = await make_user()
+    url = f"/v1/merchants/{merchant['id']}/staff"
+    for role in ("staff", "manager", "manager"):  # the repeated role is not a change
+        body = {"user_id": str(clerk.user_id), "role": role}
+        assert (await client.post(url, json=body, headers=owner.headers)).status_code == 201
+    assert (await client.delete(f"{url}/{clerk.user_id}", headers=owner.headers)).status_code == 204
+
+    audit = await (
+        await conn.execute(
+            "SELECT event, actor_id, detail FROM security_events WHERE user_id = %s ORDER BY occurred_at, id",
+            (clerk.user_id,),
+        )
+    ).fetchall()
+    assert [(a["event"], a["detail"]["previous_role"], a["detail"]["role"]) for a in audit] == [
+        ("merchant_role.granted", None, "staff"),
+        ("merchant_role.granted", "staff", "manager"),
+        ("merchant_role.revoked", "manager", None),
+    ]
+    assert {a["actor_id"] for a in audit} == {owner.user_id}
+    assert {a["detail"]["merchant_id"] for a in audit} == {merchant["id"]}
+    events = await (
+        await conn.execute(
+            "SELECT event_type, payload FROM outbox WHERE aggregate_id = %s"
+            " AND event_type LIKE 'merchant.staff_%%' ORDER BY position",
+            (merchant["id"],),
+        )
+    ).fetchall()
+    assert [(e["event_type"], e["payload"]["role"]) for e in events] == [
+        ("merchant.staff_changed", "staff"),
+        ("merchant.staff_changed", "manager"),
+        ("merchant.staff_removed", None),
+    ]
+    assert {e["payload"]["user_id"] for e in events} == {str(clerk.user_id)}
+
+
+async def test_refused_staff_change_leaves_no_audit_row(
+    client: AsyncTestClient[Litestar], make_merchant: MakeMerchant, make_user: MakeUser, conn: Any
+) -> None:
+    _, merchant = await make_merchant()
+    intruder = await make_user()
+    body = {"user_id": str(intruder.user_id), "role": "manager"}
+    refused = await client.post(f"/v1/merchants/{merchant['id']}/staff", json=body, headers=intruder.headers)
+    assert refused.status_code == 403
+    assert await _count(conn, "security_events WHERE event LIKE 'merchant_role.%%'") == 0
