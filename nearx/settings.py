@@ -90,6 +90,8 @@ class Settings:
     phonepe_base_url: str = "https://api.phonepe.com/apis/hermes"
     payments_public_url: str = "http://127.0.0.1:8000"
     """Where providers send customers back and post callbacks (``/v1/payment-webhooks/...``)."""
+    payout_min_minor: int = 100_00
+    """The smallest payout in minor units; a smaller payable balance waits for a later period."""
 
     order_accept_timeout_s: int = 600
     """A merchant order not accepted within this time is cancelled by the sweep and its stock released."""
@@ -97,6 +99,25 @@ class Settings:
     """How long a booking holds its slot before it must be confirmed (with the deposit)."""
     events_relay_interval_s: float = 1.0
     """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
+    rabbitmq_url: str | None = field(default=None, repr=False)
+    """Makes the relay publish to RabbitMQ (``amqp://user:pass@host/vhost``); it wins over Redis."""
+    rabbitmq_exchange: str = "nearx.events"
+    """The durable topic exchange events are published to (routing key = event type)."""
+    orders_sweep_interval_s: float = 30.0
+    """How often ``nearx serve`` cancels overdue unaccepted orders; 0 leaves it to ``nearx orders sweep``."""
+    bookings_sweep_interval_s: float = 30.0
+    """How often ``nearx serve`` releases expired booking holds; 0 leaves it to ``nearx bookings sweep``."""
+    webhooks_interval_s: float = 5.0
+    """How often ``nearx serve`` fans events out to webhooks and sends them; 0 leaves it to the CLI."""
+
+    s3_bucket: str | None = None
+    """Stores uploads in this S3-compatible bucket instead of ``home/objects`` when set."""
+    s3_endpoint_url: str | None = None
+    """The S3 API endpoint (MinIO, R2, ...); unset means AWS S3 itself."""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    """S3 credentials from the environment; unset falls back to boto3's chain (``AWS_*``, instance role)."""
+    s3_secret_access_key: str | None = field(default=None, repr=False)
 
     @property
     def signing_keys(self) -> tuple[SigningKey, ...]:

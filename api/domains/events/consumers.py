@@ -7,14 +7,16 @@ none of it and the event comes again.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
+import aio_pika
 import redis.asyncio as redis
+from aio_pika.abc import AbstractConnection, AbstractQueue
 from redis.exceptions import ResponseError
 
 from api.domains.events import repository as repo
-from api.domains.events.buses import DEFAULT_STREAM
+from api.domains.events.buses import DEFAULT_EXCHANGE, DEFAULT_STREAM, declare_exchange
 from api.domains.events.model import Event
 from nearx.db import Connection
 
@@ -79,3 +81,52 @@ class RedisStreamConsumer:
                         handled += 1
                     await self._client.xack(self._stream, self._group, message_id)
         return handled
+
+
+class RabbitMQConsumer:
+    """A consumer group as one durable queue ``<exchange>.<group>`` bound to the event exchange.
+
+    Several processes may share the queue (competing consumers). A message is
+    acknowledged only after the handler's transaction committed; a consumer that
+    dies first leaves it unacknowledged, the broker redelivers it, and the
+    processed-id record makes the second delivery a no-op. A failing handler
+    rejects its message back onto the queue and raises.
+    """
+
+    def __init__(self, connection: AbstractConnection, queue: AbstractQueue, group: str) -> None:
+        self._connection = connection
+        self.queue = queue
+        self._group = group
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        group: str,
+        exchange: str = DEFAULT_EXCHANGE,
+        bindings: Sequence[str] = ("#",),
+    ) -> RabbitMQConsumer:
+        """Declare the exchange and the group's queue (idempotent), bound to ``bindings`` (topic patterns)."""
+        connection = await aio_pika.connect(url)
+        channel = await connection.channel()
+        events = await declare_exchange(channel, exchange)
+        queue = await channel.declare_queue(f"{exchange}.{group}", durable=True)
+        for pattern in bindings:
+            await queue.bind(events, routing_key=pattern)
+        return cls(connection, queue, group)
+
+    async def poll(self, conn: Connection, handler: Handler, *, count: int = 200) -> int:
+        """Process up to ``count`` waiting messages in queue order; returns how many ran the handler."""
+        handled = 0
+        for _ in range(count):
+            message = await self.queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            async with message.process(requeue=True):  # acks on leaving, after handle_once committed
+                if await handle_once(conn, self._group, Event.from_json(message.body), handler):
+                    handled += 1
+        return handled
+
+    async def close(self) -> None:
+        await self._connection.close()

@@ -24,7 +24,7 @@ async def relay_once(url: str, settings: Settings) -> int:
     async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
         if not await repo.try_relay_lock(conn):
             return 0
-        bus = bus_for(settings.redis_url, conn)
+        bus = bus_for(settings, conn)
         try:
             return await Relay(conn, bus).drain()
         finally:
@@ -41,7 +41,7 @@ async def relay_forever(url: str, settings: Settings) -> int:
 
     return await run_relay(
         url,
-        lambda conn: bus_for(settings.redis_url, conn),
+        lambda conn: bus_for(settings, conn),
         stop=stop,
         interval_s=settings.events_relay_interval_s,
     )

@@ -97,7 +97,7 @@ async def background_relay(url: str, settings: Settings) -> AsyncIterator[asynci
     stop = asyncio.Event()
 
     def make_bus(conn: Connection) -> EventBus:
-        return bus_for(settings.redis_url, conn)
+        return bus_for(settings, conn)
 
     task = asyncio.create_task(
         _supervised(url, make_bus, stop, settings.events_relay_interval_s), name="outbox-relay"

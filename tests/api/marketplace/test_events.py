@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -15,81 +14,25 @@ from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 
 from api.app import create_app
-from api.domains.events.buses import EventBus, PostgresBus, RedisStreamsBus
+from api.domains.events.buses import PostgresBus, RedisStreamsBus
 from api.domains.events.consumers import RedisStreamConsumer, handle_once, poll_postgres
 from api.domains.events.model import Event
 from api.domains.events.relay import Relay
 from nearx.outbox import append_event
 from nearx.settings import Settings
 from tests.api.marketplace.conftest import KTM, MakeUser
-
-
-class Crash(Exception):
-    """Stands for the relay process dying mid-batch (nothing after it runs)."""
-
-
-class RecordingBus:
-    """A bus double that keeps every delivery, duplicates included."""
-
-    def __init__(self) -> None:
-        self.delivered: list[Event] = []
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        self.delivered.extend(events)
-
-    async def close(self) -> None:
-        pass
-
-
-class DiesAfter:
-    """Publishes event by event through ``inner`` and crashes after ``n`` of them."""
-
-    def __init__(self, inner: EventBus, n: int) -> None:
-        self.inner, self.n = inner, n
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        for event in events[: self.n]:
-            await self.inner.publish([event])
-        raise Crash
-
-    async def close(self) -> None:
-        pass
-
-
-async def _append(conn: Any, aggregate: uuid.UUID, verb: str, n: int) -> None:
-    async with conn.transaction():
-        await append_event(
-            conn,
-            event_type=f"thing.{verb}",
-            aggregate_type="thing",
-            aggregate_id=aggregate,
-            payload={"n": n},
-            city_id="kathmandu",
-        )
-
-
-async def _seed(conn: Any, aggregates: int = 3, per_aggregate: int = 4) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in range(aggregates)]
-    for step in range(per_aggregate):
-        for aggregate in ids:
-            await _append(conn, aggregate, "changed", step)
-    return ids
-
-
-async def _unpublished(conn: Any) -> int:
-    row = await (await conn.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).fetchone()
-    return int(row["n"])
+from tests.api.marketplace.events_support import Crash, DiesAfter, RecordingBus, append, seed, unpublished
 
 
 async def test_relay_killed_mid_batch_loses_nothing_and_duplicates_are_harmless(conn: Any) -> None:
-    await _seed(conn)
+    await seed(conn)
     bus = RecordingBus()
     with pytest.raises(Crash):
         await Relay(conn, DiesAfter(bus, 5), batch_size=8).drain()
     assert len(bus.delivered) == 5
-    assert await _unpublished(conn) == 12  # nothing marked: the batch is redelivered
+    assert await unpublished(conn) == 12  # nothing marked: the batch is redelivered
     assert await Relay(conn, bus, batch_size=8).drain() == 12
-    assert await _unpublished(conn) == 0
+    assert await unpublished(conn) == 0
     assert len(bus.delivered) == 17  # 5 duplicates
     assert len({e.event_id for e in bus.delivered}) == 12
 
@@ -106,7 +49,7 @@ async def test_relay_killed_mid_batch_loses_nothing_and_duplicates_are_harmless(
 
 
 async def test_per_aggregate_order_is_kept(conn: Any) -> None:
-    ids = await _seed(conn, aggregates=4, per_aggregate=5)
+    ids = await seed(conn, aggregates=4, per_aggregate=5)
     bus = RecordingBus()
     await Relay(conn, bus, batch_size=3).drain()
     for aggregate in ids:
@@ -126,7 +69,7 @@ async def test_an_event_committed_after_a_later_position_is_not_skipped(conn: An
                 payload={},
                 city_id=None,
             )
-            await _append(conn, uuid.uuid4(), "fast", 0)
+            await append(conn, uuid.uuid4(), "fast", 0)
             bus = RecordingBus()
             assert await Relay(conn, bus).drain() == 1
             assert [e.event_type for e in bus.delivered] == ["thing.fast"]
@@ -137,7 +80,7 @@ async def test_an_event_committed_after_a_later_position_is_not_skipped(conn: An
 
 
 async def test_postgres_bus_and_consumer_after_a_crash(conn: Any, db_url: str) -> None:
-    await _seed(conn)
+    await seed(conn)
     async with await psycopg.AsyncConnection.connect(
         db_url, autocommit=True, row_factory=dict_row
     ) as relay_conn:
@@ -172,7 +115,7 @@ async def test_redis_streams_bus_at_least_once_with_idempotent_consumer(conn: An
     stream = f"nearx:test:{uuid.uuid4().hex}"
     client = redis.Redis.from_url(url)
     try:
-        await _seed(conn)
+        await seed(conn)
         bus = RedisStreamsBus(client, stream=stream)
         with pytest.raises(Crash):
             await Relay(conn, DiesAfter(bus, 3)).drain()
@@ -210,10 +153,10 @@ async def test_serve_runs_the_relay_in_process(
         )
         assert created.status_code == 201
         for _ in range(200):  # bounded wait for the background task (woken by NOTIFY)
-            if await _unpublished(conn) == 0:
+            if await unpublished(conn) == 0:
                 break
             await asyncio.sleep(0.05)
-    assert await _unpublished(conn) == 0
+    assert await unpublished(conn) == 0
     stream = await (await conn.execute("SELECT event_type FROM event_stream")).fetchall()
     assert [row["event_type"] for row in stream] == ["merchant.applied"]
 
@@ -223,7 +166,7 @@ async def test_relay_once_job_publishes_to_the_default_bus(
 ) -> None:
     from api.domains.events.jobs import relay_once
 
-    await _seed(conn, aggregates=2, per_aggregate=2)
+    await seed(conn, aggregates=2, per_aggregate=2)
     assert await relay_once(db_url, settings) == 4
     assert await relay_once(db_url, settings) == 0
     row = await (await conn.execute("SELECT count(*) AS n FROM event_stream")).fetchone()
