@@ -12,15 +12,15 @@ from litestar.params import FromPath, Parameter
 from api.security.principal import Principal
 from api.storage import service
 from api.storage.schemas import StoredObject
-from api.storage.store import LocalObjectStore, ObjectStore
+from api.storage.store import ObjectStore, store_for
 from api.storage.validation import MAX_UPLOAD_BYTES
 from nearx.db import Connection
 from nearx.settings import Settings
 
 
 def object_store(state: State, settings: Settings) -> ObjectStore:
-    """``app.state.object_store`` when configured (e.g. S3-compatible), else ``$NEARX_HOME/objects``."""
-    store: ObjectStore = state.get("object_store") or LocalObjectStore(settings.home / "objects")
+    """``app.state.object_store`` when an embedder set one, else the store the settings choose."""
+    store: ObjectStore = state.get("object_store") or store_for(settings)
     return store
 
 

@@ -7,6 +7,7 @@ pointing at nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ async def upload(
     content_type, extension = check(purpose, data, declared)
     key = f"{purpose}-{new_id()}.{extension}"
     digest = hashlib.sha256(data).hexdigest()
-    store.put(key, data)
+    await asyncio.to_thread(store.put, key, data)  # stores block (disk, network): keep the loop free
     async with conn.transaction():
         await repo.insert(
             conn,
@@ -56,7 +57,7 @@ async def download(conn: Connection, store: ObjectStore, principal: Principal, k
     privileged = principal.has_any(Role.ADMIN, Role.SUPPORT) and principal.mfa
     if row is None or (row["owner_id"] != principal.user_id and not privileged):
         raise NotFound(f"object {key} was not found")
-    return store.get(key), row["content_type"]
+    return await asyncio.to_thread(store.get, key), row["content_type"]
 
 
 async def require_owned(conn: Connection, owner_id: uuid.UUID, keys: Sequence[str], purpose: str) -> None:
