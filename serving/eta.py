@@ -5,6 +5,12 @@ one order. Model inputs are the model's FeatureService (``eta_v1``/``green_v1``:
 merchant-hour, courier, cell-hour online features, plus the ``order_context`` on-demand view
 computed with Feast's own transformation, as in training) and the trip's row features.
 
+Distance: training's ``distance_m`` is the road distance of the trip (the simulator's
+``road_m``, straight line x 1.2-1.45 + 150 m); serving sends the routing provider's
+distance (straight line x the city's circuity, ``nearx/data/routing.toml``), the same
+estimate the routing baseline uses, never the bare straight line. The green model also
+reads ``promised_s``, the promise it must keep: the P90 shown to the customer.
+
 Fallback (documented, marked ``degraded``): the routing provider's travel time for the mode
 and hour plus the kitchen's prep time and 3 minutes of handling for P50; P90 adds 50% of
 prep and 30% of travel. The green option is an e-bike whose routing ETA still meets P90.
@@ -13,7 +19,7 @@ prep and 30% of travel. The green option is an e-bike whose routing ETA still me
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +55,8 @@ ROW_COLUMNS = (
     "dropoff_lat",
     "dropoff_lng",
 )
+GREEN_COLUMNS = ("promised_s",)
+"""What the green model reads besides the trip's row columns: the promise to keep."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,9 @@ def eta_spec(features: tuple[str, ...], request_features: tuple[str, ...]) -> Mo
 
 
 def green_spec(features: tuple[str, ...], request_features: tuple[str, ...]) -> ModelSpec:
-    return ModelSpec(GREEN_MODEL, frozenset((*ROW_COLUMNS, *features, *request_features)), ("p_on_time",))
+    return ModelSpec(
+        GREEN_MODEL, frozenset((*ROW_COLUMNS, *GREEN_COLUMNS, *features, *request_features)), ("p_on_time",)
+    )
 
 
 class EtaScorer:
@@ -149,7 +159,9 @@ class EtaScorer:
         return promise
 
     def green(self, trips: Trips, promise: Promise) -> GreenOption:
-        result = self._with_model(GREEN_MODEL, GREEN_SERVICE, trips, [GREEN_MODE] * len(trips))
+        result = self._with_model(
+            GREEN_MODEL, GREEN_SERVICE, trips, [GREEN_MODE] * len(trips), {"promised_s": promise.p90_s}
+        )
         if isinstance(result, str):
             metrics.DEGRADED.labels("green", result).inc()
             return self.green_heuristic(trips, promise, result)
@@ -186,9 +198,14 @@ class EtaScorer:
         )
 
     def _with_model(
-        self, name: str, default_service: str, trips: Trips, modes: Sequence[Mode]
+        self,
+        name: str,
+        default_service: str,
+        trips: Trips,
+        modes: Sequence[Mode],
+        extra: Mapping[str, FloatArray] | None = None,
     ) -> tuple[LoadedModel, pd.DataFrame] | str:
-        """The model's predictions for ``trips``, or the reason to fall back."""
+        """The model's predictions for ``trips`` (``extra``: more request columns), or why not."""
         model = self.registry.get(name)
         if model is None:
             return "no_model"
@@ -199,7 +216,8 @@ class EtaScorer:
         except FeaturesUnavailable:
             return "features_unavailable"
         try:
-            frame = pd.DataFrame({**features, **_row_columns(trips, modes)})
+            road_m, _ = self.routing_travel_s(trips, DEFAULT_MODE)  # distance does not depend on mode
+            frame = pd.DataFrame({**features, **_row_columns(trips, modes, road_m), **(extra or {})})
             frame = pd.concat([frame, _order_context(frame)], axis=1)
             out = model.predict(frame)
         except Exception:  # a model that cannot score this trip must not fail the request
@@ -218,11 +236,10 @@ class EtaScorer:
         return self.online.get(service, keys)
 
 
-def _row_columns(trips: Trips, modes: Sequence[Mode]) -> dict[str, object]:
+def _row_columns(trips: Trips, modes: Sequence[Mode], road_m: FloatArray) -> dict[str, object]:
     n = len(trips)
-    straight = _haversine_m(trips)
     return {
-        "distance_m": straight,
+        "distance_m": road_m,
         "mode": [str(m) for m in modes],
         "category": list(trips.categories),
         "local_hour": np.full(n, trips.local_hour, dtype=np.int64),
@@ -233,15 +250,6 @@ def _row_columns(trips: Trips, modes: Sequence[Mode]) -> dict[str, object]:
         "dropoff_lat": trips.dropoff_lat,
         "dropoff_lng": trips.dropoff_lng,
     }
-
-
-def _haversine_m(trips: Trips) -> FloatArray:
-    from nearx.routing import elementwise_haversine_m
-
-    return elementwise_haversine_m(
-        np.column_stack((trips.merchant_lat, trips.merchant_lng)),
-        np.column_stack((trips.dropoff_lat, trips.dropoff_lng)),
-    )
 
 
 def _order_context(frame: pd.DataFrame) -> pd.DataFrame:

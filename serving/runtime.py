@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from nearx.routing import HaversineRouting
 from nearx.settings import Settings
-from serving import eta, match, metrics
+from serving import eta, fraud, match, metrics
 from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec, RegistrySource
 
@@ -50,6 +50,7 @@ def default_specs() -> dict[str, Callable[[], ModelSpec]]:
         eta.GREEN_MODEL: lambda: eta.green_spec(
             service_features(eta.GREEN_SERVICE), eta.request_feature_names()
         ),
+        fraud.FRAUD_MODEL: lambda: fraud.fraud_spec(service_features(fraud.FRAUD_SERVICE)),
     }
 
 
@@ -69,6 +70,10 @@ class ScoringRuntime:
     @property
     def match_scorer(self) -> match.MatchScorer:
         return match.MatchScorer(self.registry, self.online)
+
+    @property
+    def fraud_scorer(self) -> fraud.FraudScorer:
+        return fraud.FraudScorer(self.registry, self.online)
 
     def eta_scorer(self, city_id: str, timezone: str, country: str) -> eta.EtaScorer:
         key = (city_id, timezone, country)
@@ -125,6 +130,11 @@ class ScoringRuntime:
             return match._ranked(scores, None, None, "over_budget", {})
 
         return await self.within_budget(lambda: scorer.rank(candidates, customer), fallback, "match")
+
+    async def score_fraud(self, request: fraud.FraudRequest) -> fraud.FraudScore | str:
+        """The fraud model's verdict within the budget, or the degraded reason for the caller's rules."""
+        scorer = self.fraud_scorer
+        return await self.within_budget(lambda: scorer.score(request), lambda: "over_budget", "fraud")
 
 
 def feast_opener(settings: Settings) -> Callable[[], Any | None]:

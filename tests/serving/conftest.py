@@ -1,18 +1,28 @@
-"""One MLflow store per test module with real LightGBM ranker versions registered in it."""
+"""One MLflow store per test module with real LightGBM ranker versions registered in it, and one
+small trained city per session (ETA, green and fraud champions with their online features)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from feast import FeatureStore
 
-from features.store import apply_repo, open_store
+from features.build import feature_table_path
+from features.store import apply_repo, materialize, open_store
+from features.views import BATCH_VIEWS
+from models.training import train_eta_model, train_fraud_model, train_green_model
 from nearx.settings import load_settings
+from pipelines.simulation.run import SimulationSpec
+from serving.registry import MlflowSource, ModelRegistry
+from serving.runtime import default_specs
 from tests.serving.trained import RANKER_INPUTS, register, train_ranker
+from tests.small_city import SmallCity, build_small_city
 
 
 @dataclass(frozen=True)
@@ -77,3 +87,50 @@ def feature_store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     apply_repo(store)
     store.write_to_online_store("merchant_stats", merchant_feature_rows([f"m{i}" for i in range(300)]))
     return store
+
+
+@dataclass(frozen=True)
+class TrainedCity:
+    """A small simulated city with the ETA, green and fraud models trained by ``models.training``
+    (the real pipeline functions), registered as champions, and its features materialised online."""
+
+    city: SmallCity
+    store: FeatureStore
+    uri: str
+    registry: ModelRegistry
+    merchant_ids: tuple[str, ...]
+    customer_ids: tuple[str, ...]
+
+
+CITY_SPEC = SimulationSpec(("kathmandu",), date(2026, 1, 1), days=10, orders_per_day=300, seed=7)
+
+
+@pytest.fixture(scope="session")
+def trained_city(tmp_path_factory: pytest.TempPathFactory) -> TrainedCity:
+    city = build_small_city(Path(tmp_path_factory.mktemp("trained-city")), CITY_SPEC)
+    store = open_store(city.settings, city.features_dir, online="sqlite")
+    apply_repo(store)
+    tables = {name: pl.scan_parquet(files) for name, files in city.raw_paths().items()}
+    train_eta_model(city.settings, store, tables)
+    train_green_model(city.settings, store, tables)
+    train_fraud_model(city.settings, store, tables)
+    stamps = pl.concat(
+        pl.scan_parquet(feature_table_path(city.features_dir, view.name)).select("event_timestamp").collect()
+        for view in BATCH_VIEWS
+    )["event_timestamp"]
+    start, end = stamps.min(), stamps.max()
+    assert isinstance(start, datetime)
+    assert isinstance(end, datetime)
+    materialize(store, start=start - timedelta(seconds=1), end=end + timedelta(seconds=1))
+    uri = f"sqlite:///{city.settings.home / 'mlflow' / 'mlflow.db'}"
+    registry = ModelRegistry(MlflowSource(uri), default_specs())
+    registry.refresh()
+    orders = tables["orders"].select("merchant_id", "customer_id").collect()
+    return TrainedCity(
+        city,
+        store,
+        uri,
+        registry,
+        tuple(orders["merchant_id"].unique(maintain_order=True).to_list()),
+        tuple(orders["customer_id"].unique(maintain_order=True).to_list()),
+    )
