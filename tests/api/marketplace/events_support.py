@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import aio_pika
+
 from api.domains.events.buses import EventBus
 from api.domains.events.model import Event
 from nearx.outbox import append_event
@@ -67,3 +69,12 @@ async def seed(conn: Any, aggregates: int = 3, per_aggregate: int = 4) -> list[u
 async def unpublished(conn: Any) -> int:
     row = await (await conn.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).fetchone()
     return int(row["n"])
+
+
+async def queue_depth(url: str, queue: str) -> int:
+    """Messages waiting in a RabbitMQ queue (ready, not yet delivered or acknowledged)."""
+    async with await aio_pika.connect(url) as connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        count = declared.declaration_result.message_count
+        assert count is not None
+        return count

@@ -17,7 +17,7 @@ from api.domains.events.jobs import relay_once
 from api.domains.events.model import Event
 from api.domains.events.relay import Relay
 from nearx.settings import Settings, load_settings
-from tests.api.marketplace.events_support import Crash, DiesAfter, seed, unpublished
+from tests.api.marketplace.events_support import Crash, DiesAfter, queue_depth, seed, unpublished
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -57,14 +57,6 @@ async def consumer(rabbitmq_url: str, exchange: str) -> AsyncIterator[Consumer]:
     yield make
     for made in opened:
         await made.close()
-
-
-async def queue_depth(url: str, queue: str) -> int:
-    async with await aio_pika.connect(url) as connection:
-        declared = await (await connection.channel()).declare_queue(queue, passive=True)
-        count = declared.declaration_result.message_count
-        assert count is not None
-        return count
 
 
 def rabbit_settings(tmp_path: Path, url: str, exchange: str) -> Settings:
