@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from nearx.clock import ensure_utc
 from nearx.geo import EARTH_RADIUS_M
+from nearx.settings import Settings
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -113,6 +114,7 @@ class RoutingProvider(Protocol):
         """``(distance_m, duration_s)``, each of shape ``(len(origins), len(destinations))``.
 
         ``origins`` and ``destinations`` are ``(n, 2)`` arrays of ``(lat, lng)`` in degrees.
+        A pair with no route (the road graph's separate islands) is ``inf`` in both arrays.
         """
         ...
 
@@ -152,6 +154,15 @@ class HaversineRouting:
     ) -> tuple[FloatArray, FloatArray]:
         distance = elementwise_haversine_m(origins, destinations) * self._circuity
         return distance, distance / self.profile.speed_mps(mode, self.local_hour(depart_at))
+
+
+def routing_provider(settings: Settings, city_id: str, timezone: str) -> RoutingProvider:
+    """The provider ``NEARX_ROUTING`` selects: haversine (the default) or the OSM road graph."""
+    if settings.routing == "graph" and settings.routing_pbf is not None:
+        from nearx.roadgraph import RoadGraphRouting, load_road_graph  # parses the extract once
+
+        return RoadGraphRouting(load_road_graph(settings.routing_pbf), timezone)
+    return HaversineRouting(city_id, timezone)
 
 
 def elementwise_haversine_m(origins: FloatArray, destinations: FloatArray) -> FloatArray:

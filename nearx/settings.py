@@ -99,6 +99,11 @@ class Settings:
     """How long a booking holds its slot before it must be confirmed (with the deposit)."""
     events_relay_interval_s: float = 1.0
     """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
+    routing: Literal["haversine", "graph"] = "haversine"
+    """Routing provider: ``haversine`` (straight line x city circuity) or ``graph`` (shortest paths
+    on the OpenStreetMap extract at ``routing_pbf``, see ``nearx/roadgraph.py``)."""
+    routing_pbf: Path | None = None
+    """The ``.osm.pbf`` extract the ``graph`` provider reads (one region per deployment)."""
     rabbitmq_url: str | None = field(default=None, repr=False)
     """Makes the relay publish to RabbitMQ (``amqp://user:pass@host/vhost``); it wins over Redis."""
     rabbitmq_exchange: str = "nearx.events"
@@ -163,6 +168,8 @@ class Settings:
                 raise SettingsError(f"production mode requires {', '.join(missing)}")
         if self.db_pool_min_size < 1 or self.db_pool_max_size < self.db_pool_min_size:
             raise SettingsError("pool sizes must satisfy 1 <= min <= max")
+        if self.routing == "graph" and self.routing_pbf is None:
+            raise SettingsError("NEARX_ROUTING=graph needs NEARX_ROUTING_PBF (an .osm.pbf extract)")
         return self
 
 
