@@ -20,8 +20,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
 from api.dependencies import DEPENDENCIES
+from api.domains.delivery.live import running_feed
 from api.domains.events.relay import background_relay
 from api.domains.matching.index import running_index
+from api.domains.payments.fraud import RulesFraudScorer
+from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
@@ -59,6 +62,12 @@ def create_app(
             # matching: the merchant index (watched) and the scoring runtime (models, online features)
             app.state.matching_index = await stack.enter_async_context(running_index(pool))
             app.state.scoring = await stack.enter_async_context(scoring_runtime(settings))
+            # payments: the marketplace's refund and deposit ports, and the confirm route's fraud scorer
+            app.state.refund_gateway = OrderRefunds()
+            app.state.deposit_gateway = BookingDeposits()
+            app.state.fraud_scorer = RulesFraudScorer()
+            # delivery: this worker's live-tracking feed (WebSocket fan-out from the event bus)
+            app.state.live = await stack.enter_async_context(running_feed(url, settings))
             if run_relay:
                 await stack.enter_async_context(background_relay(url, settings))
             yield

@@ -207,6 +207,8 @@ async def ingest_locations(conn: Connection, principal: Principal, body: Locatio
                 },
             )
         position = await repo.position(conn, courier["id"])
+        if used and position and position["fixed_at"] == newest.at:  # it moved (not a late batch)
+            await delivery.courier_moved(conn, courier["id"], newest.lat, newest.lng, newest.at)
     return LocationReceipt(
         used=len(used),
         flagged=len(fixes) - len(used),

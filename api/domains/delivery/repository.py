@@ -12,8 +12,8 @@ Row = dict[str, Any]
 
 _DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
     dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
-    distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, frozen_by, created_at,
-    updated_at"""
+    distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, frozen_by, eta_at,
+    eta_updated_at, created_at, updated_at"""
 _OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
     offered_at, expires_at, responded_at, reason"""
 
@@ -344,3 +344,43 @@ async def resolve_sos(
     assert row is not None
     await conn.execute("UPDATE deliveries SET frozen_by = NULL WHERE frozen_by = %s", (incident_id,))
     return dict(row)
+
+
+async def event_stream_tail(conn: Connection) -> int:
+    """The newest position of the PostgreSQL event stream: live tracking follows it from here."""
+    cur = await conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM event_stream")
+    row = await cur.fetchone()
+    return int(row["seq"]) if row else 0
+
+
+async def customer_delivery(conn: Connection, delivery_id: uuid.UUID) -> Row | None:
+    """A delivery with its customer and, while a courier holds it, their mode and latest position."""
+    cur = await conn.execute(
+        """
+        SELECT d.id, d.status, d.emergency, d.eta_at, d.updated_at, mo.customer_id, c.mode AS courier_mode,
+               p.lat AS courier_lat, p.lng AS courier_lng, p.fixed_at AS courier_fixed_at
+        FROM deliveries d
+        JOIN merchant_orders mo ON mo.id = d.merchant_order_id
+        LEFT JOIN couriers c ON c.id = d.courier_id
+        LEFT JOIN courier_positions p ON p.courier_id = d.courier_id
+        WHERE d.id = %s
+        """,
+        (delivery_id,),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def tracked_deliveries(conn: Connection, courier_id: uuid.UUID) -> list[Row]:
+    """The deliveries a courier holds now: their customers follow the courier's position."""
+    cur = await conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE courier_id = %s "
+        "AND status IN ('assigned', 'at_pickup', 'picked_up') ORDER BY id",
+        (courier_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def notify_position(conn: Connection, channel: str, payload: str) -> None:
+    """NOTIFY on commit: every API worker's live feed hears it."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, get, post
+from litestar import Controller, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.domains.delivery import service
+from api.domains.delivery.live import LiveHub, closing_on_refusal, courier_topic, delivery_topic, stream_to
 from api.domains.delivery.schemas import (
     Advance,
+    CustomerDelivery,
     Delivery,
     HandoverCode,
     HistoryEntry,
+    LiveOffers,
     MyOffers,
     OfferResponse,
     RoundReport,
@@ -22,9 +26,9 @@ from api.domains.delivery.schemas import (
     SosInput,
     SosResolution,
 )
-from api.security.guards import requires_role
+from api.security.guards import principal_of, requires_role
 from api.security.principal import Principal, Role
-from nearx.db import Connection
+from nearx.db import Connection, Pool
 from nearx.settings import Settings
 
 
@@ -68,6 +72,20 @@ class CourierDeliveryController(Controller):
     ) -> Delivery:
         return await service.respond(conn, principal, offer_id, accept=False, reason=data.reason)
 
+    @websocket("/live")
+    async def live(self, socket: WebSocket[Any, Any, Any]) -> None:
+        """Your offers as they are made and closed; the first message lists those waiting now."""
+        principal = principal_of(socket)
+        pool: Pool = socket.app.state.pool
+        hub: LiveHub = socket.app.state.live
+        with closing_on_refusal():
+            async with pool.connection() as conn:
+                courier_id = await service.courier_id_of(conn, principal)
+            with hub.subscribe(courier_topic(courier_id)) as queue:
+                async with pool.connection() as conn:
+                    offers = await service.my_offers(conn, principal)
+                await stream_to(socket, LiveOffers(pending=offers.pending), queue)
+
     @get("/deliveries/{delivery_id:uuid}", operation_id="couriers_delivery", summary="One of your deliveries")
     async def get_delivery(
         self,
@@ -106,6 +124,26 @@ class CourierDeliveryController(Controller):
 class CustomerDeliveryController(Controller):
     path = "/v1/deliveries"
     tags = ["delivery"]  # noqa: RUF012
+
+    @get("/{delivery_id:uuid}", operation_id="deliveries_get", summary="Your delivery: status, ETA, courier")
+    async def get_delivery(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> CustomerDelivery:
+        return await service.customer_view(conn, principal, delivery_id)
+
+    @websocket("/{delivery_id:uuid}/live")
+    async def live(self, socket: WebSocket[Any, Any, Any], delivery_id: FromPath[uuid.UUID]) -> None:
+        """Status, ETA and courier position as they change; the first message is the GET body."""
+        principal = principal_of(socket)
+        pool: Pool = socket.app.state.pool
+        hub: LiveHub = socket.app.state.live
+        with closing_on_refusal(), hub.subscribe(delivery_topic(delivery_id)) as queue:
+            async with pool.connection() as conn:
+                snapshot = await service.customer_view(conn, principal, delivery_id)
+            await stream_to(socket, snapshot, queue)
 
     @get(
         "/{delivery_id:uuid}/handover-code",

@@ -84,6 +84,8 @@ class Delivery(Output):
     proof_required: str
     frozen_by: uuid.UUID | None
     """The open SOS incident holding this delivery still, if any."""
+    eta_at: datetime | None
+    """Expected hand-over time at the door, while a courier holds the delivery."""
 
 
 class HistoryEntry(Output):
@@ -117,3 +119,69 @@ class SosIncident(Output):
 
 class SosResolution(Input):
     resolution: Reason
+
+
+class TrackedPosition(Output):
+    lat: float
+    lng: float
+    precise: bool
+    """``False`` before pickup: the centre of the courier's ~500 m H3 cell, not the fix itself."""
+    at: datetime
+
+
+class CustomerDelivery(Output, tag_field="type", tag="snapshot"):
+    """What the customer sees of their delivery (the GET body, and the first live message)."""
+
+    id: uuid.UUID
+    status: str
+    emergency: bool
+    courier_mode: str | None
+    courier_position: TrackedPosition | None
+    eta_at: datetime | None
+    """When the courier is expected at the door (set on assignment, after pickup, on reroute)."""
+    updated_at: datetime
+
+
+class LiveStatus(Output, tag_field="type", tag="status"):
+    delivery_id: uuid.UUID
+    status: str
+    event: str
+    at: datetime
+
+
+class LiveEta(Output, tag_field="type", tag="eta"):
+    delivery_id: uuid.UUID
+    eta_at: datetime | None
+    at: datetime
+
+
+class LivePosition(Output, tag_field="type", tag="position"):
+    delivery_id: uuid.UUID
+    lat: float
+    lng: float
+    precise: bool
+    at: datetime
+
+
+class LiveOffer(Output, tag_field="type", tag="offer"):
+    offer_id: uuid.UUID
+    delivery_id: uuid.UUID
+    expires_at: datetime
+    dropoff_eta_s: float
+
+
+class LiveOfferClosed(Output, tag_field="type", tag="offer_closed"):
+    offer_id: uuid.UUID
+    delivery_id: uuid.UUID
+    outcome: str
+    """``accepted``, ``declined``, ``expired`` or ``withdrawn``."""
+
+
+class LiveOffers(Output, tag_field="type", tag="offers"):
+    """The courier channel's first message: the offers waiting now."""
+
+    pending: list[Offer]
+
+
+LiveMessage = LiveStatus | LiveEta | LivePosition | LiveOffer | LiveOfferClosed
+"""Messages on a live channel after its snapshot (``type`` tells them apart)."""

@@ -20,8 +20,11 @@ import msgspec
 from psycopg.types.json import Jsonb
 
 from api.domains.delivery import repository as repo
+from api.domains.delivery.eta import city_eta, door_eta
+from api.domains.delivery.live import POSITIONS_CHANNEL, CourierFix, TrackedDelivery, shown_position
 from api.domains.delivery.schemas import (
     Advance,
+    CustomerDelivery,
     Delivery,
     HandoverCode,
     HistoryEntry,
@@ -30,13 +33,14 @@ from api.domains.delivery.schemas import (
     RoundReport,
     SosIncident,
     SosInput,
+    TrackedPosition,
 )
 from api.domains.identity.digests import digests_match, keyed_digest
 from api.errors import Conflict, InvalidInput, NotFound
 from api.security.principal import Principal
 from nearx.clock import utc_now
 from nearx.db import Connection
-from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, RoutingEta, optimal_round
+from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, optimal_round
 from nearx.emissions import delivery_emission
 from nearx.geo import haversine_m
 from nearx.ids import new_id
@@ -52,6 +56,9 @@ MAX_PROOF_FAILURES = 5
 """Wrong handover codes before the delivery needs support: four digits must not be guessable."""
 STALL_AFTER = timedelta(minutes=10)
 """A courier with work who neither moves nor progresses this long loses it to the next round."""
+
+_TRACKED = ("assigned", "at_pickup", "picked_up")
+"""Statuses in which a courier holds the delivery and its customer follows them."""
 
 _VERBS = {
     "pending": "requested",
@@ -85,7 +92,7 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
         refused = await repo.refused_pairs(conn, [row["id"] for row in pending])
         context = DispatchContext(
             depart_at=now,
-            eta=RoutingEta(HaversineRouting(city_id, city["timezone"])),
+            eta=city_eta(city),
             country=str(city["country"]).strip(),
             excluded=frozenset((str(r["delivery_id"]), str(r["courier_id"])) for r in refused),
         )
@@ -119,22 +126,21 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
             bundle_id = new_id() if len(assignment.order_ids) > 1 else None
             for order_id, eta_s in zip(assignment.order_ids, assignment.dropoff_eta_s, strict=True):
                 delivery = by_id[order_id]
-                await repo.insert_offer(
-                    conn,
-                    {
-                        "id": new_id(),
-                        "delivery_id": delivery["id"],
-                        "courier_id": uuid.UUID(assignment.courier_id),
-                        "city_id": city_id,
-                        "round_id": round_id,
-                        "bundle_id": bundle_id,
-                        "cost_s": assignment.cost_s,
-                        "dropoff_eta_s": eta_s,
-                        "offered_at": now,
-                        "expires_at": now + OFFER_TIMEOUT,
-                    },
-                )
-                await _move(conn, delivery, "offered", "system", None, None, now, {})
+                offer = {
+                    "id": new_id(),
+                    "delivery_id": delivery["id"],
+                    "courier_id": uuid.UUID(assignment.courier_id),
+                    "city_id": city_id,
+                    "round_id": round_id,
+                    "bundle_id": bundle_id,
+                    "cost_s": assignment.cost_s,
+                    "dropoff_eta_s": eta_s,
+                    "offered_at": now,
+                    "expires_at": now + OFFER_TIMEOUT,
+                    "status": "pending",
+                }
+                await repo.insert_offer(conn, offer)
+                await _move(conn, delivery, "offered", "system", None, None, now, {}, offer=offer)
                 offered += 1
     return RoundReport(
         round_id=round_id,
@@ -153,6 +159,11 @@ async def my_offers(conn: Connection, principal: Principal) -> MyOffers:
         pending=[msgspec.convert(row, Offer) for row in pending],
         refused_last_24h=await repo.refusals_since(conn, courier["id"], utc_now() - timedelta(days=1)),
     )
+
+
+async def courier_id_of(conn: Connection, principal: Principal) -> uuid.UUID:
+    courier_id: uuid.UUID = (await _courier(conn, principal))["id"]
+    return courier_id
 
 
 async def respond(
@@ -179,8 +190,17 @@ async def respond(
             if position:
                 changes |= {"assigned_from_lat": position["lat"], "assigned_from_lng": position["lng"]}
             updated = await _move(
-                conn, delivery, "assigned", "courier", principal.user_id, reason, now, changes
+                conn,
+                delivery,
+                "assigned",
+                "courier",
+                principal.user_id,
+                reason,
+                now,
+                changes,
+                offer={**offer, "status": "accepted"},
             )
+            updated = await _refresh_eta(conn, updated, Mode(courier["mode"]), position, now, "assigned")
             return _out(updated)
         updated = await _refuse(conn, offer, delivery, "declined", reason, now, actor_id=principal.user_id)
     return _out(updated)
@@ -218,6 +238,9 @@ async def advance(
             updated = await _move(conn, delivery, body.to, "courier", principal.user_id, None, now, changes)
             if body.to == "delivered":
                 await repo.restart_idle_clock(conn, courier["id"], now)
+            if body.to == "picked_up":
+                position = await repo.courier_position(conn, courier["id"])
+                updated = await _refresh_eta(conn, updated, Mode(courier["mode"]), position, now, "picked_up")
     if wrong_code:
         raise InvalidInput("the handover code is not right")
     return _out(updated)
@@ -264,6 +287,45 @@ def _check_proof(delivery: dict[str, Any], body: Advance, settings: Settings) ->
         "lng": body.proof.lng,
         "distance_m": away,
     }
+
+
+async def customer_view(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> CustomerDelivery:
+    """The customer's view of their delivery: status, ETA, the courier's position (rounded until pickup)."""
+    row = await repo.customer_delivery(conn, delivery_id)
+    if row is None or row["customer_id"] != principal.user_id:
+        raise NotFound("no such delivery among your orders")
+    position = None
+    if row["courier_lat"] is not None and row["status"] in _TRACKED:
+        lat, lng, precise = shown_position(row["courier_lat"], row["courier_lng"], row["status"])
+        position = TrackedPosition(lat=lat, lng=lng, precise=precise, at=row["courier_fixed_at"])
+    return CustomerDelivery(
+        id=row["id"],
+        status=row["status"],
+        emergency=row["emergency"],
+        courier_mode=row["courier_mode"],
+        courier_position=position,
+        eta_at=row["eta_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def courier_moved(
+    conn: Connection, courier_id: uuid.UUID, lat: float, lng: float, at: datetime
+) -> None:
+    """A courier's latest position moved: tell the live feeds of the deliveries they hold.
+
+    Runs in the ingestion transaction; the NOTIFY goes out only if it commits.
+    """
+    held = await repo.tracked_deliveries(conn, courier_id)
+    if not held:
+        return
+    fix = CourierFix(
+        lat=lat,
+        lng=lng,
+        at=at,
+        deliveries=[TrackedDelivery(id=row["id"], status=row["status"]) for row in held],
+    )
+    await repo.notify_position(conn, POSITIONS_CHANNEL, fix.encode())
 
 
 async def get_for_courier(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
@@ -317,7 +379,8 @@ async def release_courier(
         delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
         assert delivery is not None
         await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
-        await _move(conn, delivery, "pending", "system", actor_id, reason, now, {})
+        withdrawn = {**offer, "status": "withdrawn"}
+        await _move(conn, delivery, "pending", "system", actor_id, reason, now, {}, offer=withdrawn)
         returned += 1
     for delivery in await repo.work_of(conn, courier_id, ("assigned", "at_pickup")):
         await _release(conn, delivery, reason, now, actor_id=actor_id)
@@ -337,8 +400,10 @@ async def _release(
     offer = await repo.accepted_offer(conn, delivery["id"], delivery["courier_id"])
     if offer is not None:
         await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
+        offer = {**offer, "status": "withdrawn"}
     changes = {"courier_id": None, "assigned_from_lat": None, "assigned_from_lng": None}
-    await _move(conn, delivery, "pending", "system", actor_id, reason, now, changes)
+    released = await _move(conn, delivery, "pending", "system", actor_id, reason, now, changes, offer=offer)
+    await _set_eta(conn, released, None, "returned to dispatch", now)
 
 
 async def raise_sos(conn: Connection, principal: Principal, body: SosInput) -> SosIncident:
@@ -426,7 +491,10 @@ async def _refuse(
     await repo.close_offer(conn, offer["id"], status, reason, now)
     await repo.add_decline(conn, delivery["id"])
     delivery = {**delivery, "declines": delivery["declines"] + 1}
-    return await _move(conn, delivery, "pending", "system", actor_id, f"offer {status}", now, {})
+    closed = {**offer, "status": status}
+    return await _move(
+        conn, delivery, "pending", "system", actor_id, f"offer {status}", now, {}, offer=closed
+    )
 
 
 async def _move(
@@ -438,14 +506,20 @@ async def _move(
     reason: str | None,
     now: datetime,
     changes: dict[str, Any],
+    *,
+    offer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Refuse a move the table doesn't allow for this actor, or any move while SOS-frozen (409)."""
+    """Refuse a move the table doesn't allow for this actor, or any move while SOS-frozen (409).
+
+    ``offer`` is the offer the move made or closed: its event carries it, so the
+    courier's live channel learns of it.
+    """
     if delivery["frozen_by"] is not None:
         raise Conflict("this delivery is frozen by an open SOS; support will resolve it")
     if not await repo.allowed(conn, delivery["status"], to_status, actor):
         raise Conflict(f"a delivery cannot go from {delivery['status']} to {to_status}")
     updated = await repo.update_delivery(conn, delivery["id"], {"status": to_status, **changes}, now)
-    await _record(conn, updated, delivery["status"], to_status, actor, actor_id, reason, now)
+    await _record(conn, updated, delivery["status"], to_status, actor, actor_id, reason, now, offer=offer)
     return updated
 
 
@@ -458,6 +532,8 @@ async def _record(
     actor_id: uuid.UUID | None,
     reason: str | None,
     now: datetime,
+    *,
+    offer: dict[str, Any] | None = None,
 ) -> None:
     await repo.record_transition(
         conn,
@@ -482,6 +558,10 @@ async def _record(
     }
     if to_status == "delivered":
         payload |= {key: delivery[key] for key in ("mode", "distance_m", "kg_co2e", "baseline_kg_co2e")}
+    if offer is not None:
+        payload["offer"] = {
+            key: offer[key] for key in ("id", "courier_id", "status", "expires_at", "dropoff_eta_s")
+        }
     returned = to_status == "pending" and from_status is not None  # declined, expired or rerouted
     await append_event(
         conn,
@@ -502,3 +582,33 @@ async def _courier(conn: Connection, principal: Principal) -> dict[str, Any]:
 
 def _out(row: dict[str, Any]) -> Delivery:
     return msgspec.convert(row, Delivery)
+
+
+async def _refresh_eta(
+    conn: Connection,
+    delivery: dict[str, Any],
+    mode: Mode,
+    position: dict[str, Any] | None,
+    now: datetime,
+    reason: str,
+) -> dict[str, Any]:
+    """Predict the hand-over time from the courier's position and store it on the delivery."""
+    city = await repo.city(conn, delivery["city_id"])
+    assert city is not None
+    start = (position["lat"], position["lng"]) if position else None
+    return await _set_eta(conn, delivery, door_eta(city_eta(city), delivery, mode, start, now), reason, now)
+
+
+async def _set_eta(
+    conn: Connection, delivery: dict[str, Any], eta_at: datetime | None, reason: str, now: datetime
+) -> dict[str, Any]:
+    updated = await repo.update_delivery(conn, delivery["id"], {"eta_at": eta_at, "eta_updated_at": now}, now)
+    await append_event(
+        conn,
+        event_type="delivery.eta_updated",
+        aggregate_type="delivery",
+        aggregate_id=delivery["id"],
+        payload={"delivery_id": str(delivery["id"]), "eta_at": eta_at, "reason": reason},
+        city_id=delivery["city_id"],
+    )
+    return updated

@@ -5,79 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import h3
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-
 from api.domains.delivery import service
 from api.security.principal import Role
 from nearx.clock import utc_now
-from nearx.ids import new_id
 from tests.api.delivery.conftest import Actor, MakeCourier, MakeUser
-
-Client = AsyncTestClient[Litestar]
-KITCHEN = (27.7100, 85.3200)
-HOME = (27.7000, 85.3300)
-
-
-async def _merchant_order(
-    conn: Any,
-    make_user: MakeUser,
-    *,
-    at: tuple[float, float] = KITCHEN,
-    emergency: bool = False,
-    category: str = "grocery",
-) -> Any:
-    """A merchant order ready for pickup, written straight to the marketplace tables."""
-    owner = await make_user(Role.MERCHANT)
-    customer = await make_user(Role.CUSTOMER)
-    merchant_id, order_id, merchant_order_id = new_id(), new_id(), new_id()
-    await conn.execute(
-        "INSERT INTO merchants (id, city_id, kind, category, name, owner_user_id, status, lat, lng, h3_r7, "
-        "h3_r9) VALUES (%s, 'kathmandu', 'merchant', %s, 'Shop', %s, 'approved', %s, %s, %s, %s)",
-        (merchant_id, category, owner.user_id, *at, h3.latlng_to_cell(*at, 7), h3.latlng_to_cell(*at, 9)),
-    )
-    await conn.execute(
-        "INSERT INTO orders (id, customer_id, city_id, currency, delivery_lat, delivery_lng, items_minor, "
-        "delivery_fee_minor, tax_minor, discount_minor, total_minor, emergency, emergency_reason) "
-        "VALUES (%s, %s, 'kathmandu', 'NPR', %s, %s, 1000, 100, 0, 0, 1100, %s, %s)",
-        (order_id, customer.user_id, *HOME, emergency, "insulin" if emergency else None),
-    )
-    await conn.execute(
-        "INSERT INTO merchant_orders (id, parent_id, merchant_id, customer_id, city_id, currency, status, "
-        "items_minor, delivery_fee_minor, tax_minor, discount_minor, total_minor, distance_m, emergency, "
-        "accept_by) VALUES (%s, %s, %s, %s, 'kathmandu', 'NPR', 'ready_for_pickup', 1000, 100, 0, 0, 1100, "
-        "1500, %s, %s)",
-        (
-            merchant_order_id,
-            order_id,
-            merchant_id,
-            customer.user_id,
-            emergency,
-            utc_now() + timedelta(minutes=5),
-        ),
-    )
-    return merchant_order_id
-
-
-async def _at(client: Client, courier: Actor, lat: float, lng: float) -> None:
-    fix = {"at": utc_now().isoformat(), "lat": lat, "lng": lng, "accuracy_m": 5}
-    response = await client.post("/v1/couriers/me/locations", json={"fixes": [fix]}, headers=courier.headers)
-    assert response.status_code == 200, response.text
-
-
-async def _round(client: Client, admin: Actor) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/admin/dispatch/rounds", json={"city_id": "kathmandu"}, headers=admin.headers
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def _offers(client: Client, courier: Actor) -> dict[str, Any]:
-    response = await client.get("/v1/couriers/me/offers", headers=courier.headers)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+from tests.api.delivery.scenario import HOME, KITCHEN, Client, at_position, merchant_order, offers, round_now
 
 
 async def test_round_offer_accept_and_deliver_records_emissions(
@@ -85,14 +17,14 @@ async def test_round_offer_accept_and_deliver_records_emissions(
 ) -> None:
     near, near_body = await make_courier()
     far, _ = await make_courier()
-    await _at(client, near, 27.7110, 85.3210)
-    await _at(client, far, 27.7400, 85.3500)
-    await _merchant_order(conn, make_user)
+    await at_position(client, near, 27.7110, 85.3210)
+    await at_position(client, far, 27.7400, 85.3500)
+    await merchant_order(conn, make_user)
 
-    report = await _round(client, admin)
+    report = await round_now(client, admin)
     assert (report["opened"], report["offered"], report["waiting"]) == (1, 1, 0)
-    assert (await _offers(client, far))["pending"] == []
-    offer = (await _offers(client, near))["pending"][0]
+    assert (await offers(client, far))["pending"] == []
+    offer = (await offers(client, near))["pending"][0]
     assigned = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=near.headers)
     assert assigned.status_code == 200, assigned.text
     delivery = assigned.json()
@@ -148,28 +80,28 @@ async def test_decline_returns_the_delivery_and_never_reoffers_to_the_same_couri
 ) -> None:
     near, near_body = await make_courier()
     far, far_body = await make_courier()
-    await _at(client, near, 27.7105, 85.3205)
-    await _at(client, far, 27.7300, 85.3400)
-    await _merchant_order(conn, make_user)
-    await _round(client, admin)
-    offer = (await _offers(client, near))["pending"][0]
+    await at_position(client, near, 27.7105, 85.3205)
+    await at_position(client, far, 27.7300, 85.3400)
+    await merchant_order(conn, make_user)
+    await round_now(client, admin)
+    offer = (await offers(client, near))["pending"][0]
     declined = await client.post(
         f"/v1/couriers/me/offers/{offer['id']}/decline", json={"reason": "flat tyre"}, headers=near.headers
     )
     assert declined.status_code == 200, declined.text
     assert (declined.json()["status"], declined.json()["declines"]) == ("pending", 1)
-    assert (await _offers(client, near))["refused_last_24h"] == 1
+    assert (await offers(client, near))["refused_last_24h"] == 1
     again = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=near.headers)
     assert again.status_code == 409
 
-    report = await _round(client, admin)
+    report = await round_now(client, admin)
     assert report["offered"] == 1
-    assert (await _offers(client, near))["pending"] == []
-    assert len((await _offers(client, far))["pending"]) == 1
+    assert (await offers(client, near))["pending"] == []
+    assert len((await offers(client, far))["pending"]) == 1
     # with the other courier declining too, nobody is left: the delivery waits
-    second = (await _offers(client, far))["pending"][0]
+    second = (await offers(client, far))["pending"][0]
     await client.post(f"/v1/couriers/me/offers/{second['id']}/decline", json={}, headers=far.headers)
-    assert (await _round(client, admin))["waiting"] == 1
+    assert (await round_now(client, admin))["waiting"] == 1
     assert far_body["id"] != near_body["id"]
 
 
@@ -178,27 +110,27 @@ async def test_unanswered_offers_expire_into_the_next_round(
 ) -> None:
     slow, _ = await make_courier()
     other, _ = await make_courier()
-    await _at(client, slow, 27.7101, 85.3201)
-    await _at(client, other, 27.7200, 85.3300)
-    await _merchant_order(conn, make_user)
+    await at_position(client, slow, 27.7101, 85.3201)
+    await at_position(client, other, 27.7200, 85.3300)
+    await merchant_order(conn, make_user)
     first = await service.run_round(conn, "kathmandu")
     assert first.offered == 1
     later = await service.run_round(conn, "kathmandu", now=utc_now() + timedelta(minutes=2))
     assert (later.expired, later.offered) == (1, 1)
-    assert (await _offers(client, slow))["refused_last_24h"] == 1
-    assert len((await _offers(client, other))["pending"]) == 1
+    assert (await offers(client, slow))["refused_last_24h"] == 1
+    assert len((await offers(client, other))["pending"]) == 1
 
 
 async def test_emergency_order_gets_the_only_courier(
     client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
 ) -> None:
     courier, _ = await make_courier()
-    await _at(client, courier, *KITCHEN)
-    await _merchant_order(conn, make_user, at=(27.7101, 85.3201))
-    urgent = await _merchant_order(conn, make_user, at=(27.7300, 85.3400), emergency=True)
-    report = await _round(client, admin)
+    await at_position(client, courier, *KITCHEN)
+    await merchant_order(conn, make_user, at=(27.7101, 85.3201))
+    urgent = await merchant_order(conn, make_user, at=(27.7300, 85.3400), emergency=True)
+    report = await round_now(client, admin)
     assert (report["offered"], report["waiting"]) == (1, 1)
-    offer = (await _offers(client, courier))["pending"][0]
+    offer = (await offers(client, courier))["pending"][0]
     delivery = await conn.execute(
         "SELECT merchant_order_id FROM deliveries WHERE id = %s", (offer["delivery_id"],)
     )
@@ -210,10 +142,10 @@ async def test_couriers_cannot_act_on_each_others_work(
 ) -> None:
     owner, _ = await make_courier()
     intruder, _ = await make_courier(online=False)
-    await _at(client, owner, 27.7101, 85.3201)
-    await _merchant_order(conn, make_user)
-    await _round(client, admin)
-    offer = (await _offers(client, owner))["pending"][0]
+    await at_position(client, owner, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
+    await round_now(client, admin)
+    offer = (await offers(client, owner))["pending"][0]
     assert (
         await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=intruder.headers)
     ).status_code == 404
@@ -250,8 +182,8 @@ async def test_couriers_cannot_act_on_each_others_work(
 
 
 async def _assigned(client: Client, admin: Actor, courier: Actor) -> str:
-    await _round(client, admin)
-    offer = (await _offers(client, courier))["pending"][0]
+    await round_now(client, admin)
+    offer = (await offers(client, courier))["pending"][0]
     accepted = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=courier.headers)
     assert accepted.status_code == 200, accepted.text
     return str(accepted.json()["id"])
@@ -262,9 +194,9 @@ async def test_courier_going_offline_returns_the_delivery_to_dispatch(
 ) -> None:
     leaving, leaving_body = await make_courier()
     staying, staying_body = await make_courier()
-    await _at(client, leaving, 27.7101, 85.3201)
-    await _at(client, staying, 27.7300, 85.3400)
-    await _merchant_order(conn, make_user)
+    await at_position(client, leaving, 27.7101, 85.3201)
+    await at_position(client, staying, 27.7300, 85.3400)
+    await merchant_order(conn, make_user)
     delivery_id = await _assigned(client, admin, leaving)
     gone = await client.post("/v1/couriers/me/shift", json={"shift": "offline"}, headers=leaving.headers)
     assert gone.status_code == 200, gone.text
@@ -274,8 +206,8 @@ async def test_courier_going_offline_returns_the_delivery_to_dispatch(
     assert (row["status"], row["courier_id"]) == ("pending", None)
     history = await client.get(f"/v1/admin/deliveries/{delivery_id}/history", headers=admin.headers)
     assert history.json()[-1]["reason"] == "courier went offline"
-    await _round(client, admin)
-    offer = (await _offers(client, staying))["pending"][0]
+    await round_now(client, admin)
+    offer = (await offers(client, staying))["pending"][0]
     assert offer["delivery_id"] == delivery_id
     assert staying_body["id"] != leaving_body["id"]
 
@@ -284,8 +216,8 @@ async def test_cannot_go_offline_holding_picked_up_goods(
     client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
 ) -> None:
     courier, _ = await make_courier()
-    await _at(client, courier, 27.7101, 85.3201)
-    await _merchant_order(conn, make_user)
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
     delivery_id = await _assigned(client, admin, courier)
     for step in ("at_pickup", "picked_up"):
         await client.post(
@@ -304,15 +236,15 @@ async def test_a_stalled_courier_loses_the_delivery_at_the_next_round(
 ) -> None:
     stalled, _ = await make_courier()
     other, _ = await make_courier()
-    await _at(client, stalled, 27.7101, 85.3201)
-    await _at(client, other, 27.7300, 85.3400)
-    await _merchant_order(conn, make_user)
+    await at_position(client, stalled, 27.7101, 85.3201)
+    await at_position(client, other, 27.7300, 85.3400)
+    await merchant_order(conn, make_user)
     delivery_id = await _assigned(client, admin, stalled)
     report = await service.run_round(
         conn, "kathmandu", now=utc_now() + service.STALL_AFTER + timedelta(minutes=1)
     )
     assert report.offered == 1
-    offer = (await _offers(client, other))["pending"][0]
+    offer = (await offers(client, other))["pending"][0]
     assert offer["delivery_id"] == delivery_id
     history = await client.get(f"/v1/admin/deliveries/{delivery_id}/history", headers=admin.headers)
     assert [h["reason"] for h in history.json()][-2] == "courier stalled"
@@ -322,14 +254,14 @@ async def test_proof_of_delivery_place_and_handover_code(
     client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
 ) -> None:
     courier, _ = await make_courier()
-    await _at(client, courier, 27.7101, 85.3201)
-    merchant_order = await _merchant_order(conn, make_user, category="pharmacy")
+    await at_position(client, courier, 27.7101, 85.3201)
+    merchant_order_id = await merchant_order(conn, make_user, category="pharmacy")
     delivery_id = await _assigned(client, admin, courier)
     path = f"/v1/couriers/me/deliveries/{delivery_id}/status"
     for step in ("at_pickup", "picked_up"):
         await client.post(path, json={"to": step}, headers=courier.headers)
     customer_row = await (
-        await conn.execute("SELECT customer_id FROM merchant_orders WHERE id = %s", (merchant_order,))
+        await conn.execute("SELECT customer_id FROM merchant_orders WHERE id = %s", (merchant_order_id,))
     ).fetchone()
     customer = Actor(customer_row["customer_id"], {}, courier.app).with_roles(Role.CUSTOMER)
     shown = await client.get(f"/v1/deliveries/{delivery_id}/handover-code", headers=customer.headers)
@@ -380,8 +312,8 @@ async def test_too_many_wrong_codes_need_support(
     client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
 ) -> None:
     courier, _ = await make_courier()
-    await _at(client, courier, 27.7101, 85.3201)
-    await _merchant_order(conn, make_user, category="pharmacy")
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user, category="pharmacy")
     delivery_id = await _assigned(client, admin, courier)
     path = f"/v1/couriers/me/deliveries/{delivery_id}/status"
     for step in ("at_pickup", "picked_up"):
@@ -396,8 +328,8 @@ async def test_sos_freezes_the_delivery_until_support_resolves_it(
     client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
 ) -> None:
     courier, courier_body = await make_courier()
-    await _at(client, courier, 27.7101, 85.3201)
-    await _merchant_order(conn, make_user)
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
     delivery_id = await _assigned(client, admin, courier)
     for bad in ({"lat": 95, "lng": 85.3}, {"lng": 85.3}, {"lat": 27.7, "lng": 85.3, "panic": True}):
         refused = await client.post("/v1/couriers/me/sos", json=bad, headers=courier.headers)
