@@ -71,8 +71,14 @@ def eta_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     )
 
 
+def green_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+    """The ETA rows whose on-time outcome is known (live deliveries carry no promise to judge)."""
+    return eta_rows(tables).filter(pl.col("on_time").is_not_null())
+
+
 def fraud_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-    """Every order at checkout, labelled with the simulator's fraud truth."""
+    """Every labelled order at checkout: the simulator's fraud truth, or a reviewer's decision on a
+    live payment (``pipelines/live.py``); live orders nobody reviewed carry no label and are left out."""
     customers = tables["customers"].select("customer_id", home_lat="lat", home_lng="lng")
     device_burst = (
         tables["orders"]
@@ -82,6 +88,7 @@ def fraud_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     )
     return (
         _order_context(tables)
+        .filter(pl.col("is_fraud").is_not_null())
         .join(customers, on="customer_id", how="left")
         .join(device_burst.unique(["device_id", "created_at"]), on=["device_id", "created_at"], how="left")
         .select(

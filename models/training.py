@@ -169,7 +169,7 @@ def train_green_model(
     tables: Mapping[str, pl.LazyFrame],
     eta_model: eta.EtaModel | None = None,
 ) -> Trained:
-    base = datasets.eta_rows(tables)
+    base = datasets.green_rows(tables)
     rows = historical(store, GREEN_SERVICE, base)
     features = [*GREEN_ROW_FEATURES, *service_features(store, GREEN_SERVICE)]
     split = time_split(rows, "event_timestamp")

@@ -10,6 +10,7 @@ import dagster as dg
 
 from nearx.settings import Settings, get_settings
 from pipelines.assets.extract import extract_assets
+from pipelines.assets.live import live_tables
 from pipelines.assets.marts import mart_assets
 from pipelines.assets.ml import ml_assets, ml_job, ml_resources
 from pipelines.assets.simulation import simulated_day, simulated_entities
@@ -28,6 +29,7 @@ def build_definitions(settings: Settings, **resource_options: object) -> dg.Defi
             *staging_assets,
             *mart_assets,
             *extract_assets,
+            live_tables,
             *ml_assets,
         ],
         jobs=[*ALL_JOBS, ml_job],

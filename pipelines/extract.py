@@ -30,6 +30,7 @@ class ExtractTable:
 
 
 EXTRACT_TABLES: tuple[ExtractTable, ...] = (
+    ExtractTable("cities", ("created_at", "id")),
     ExtractTable("users", ("updated_at", "id")),
     ExtractTable("outbox", ("position",)),
     ExtractTable("merchants", ("updated_at", "id")),
@@ -37,6 +38,11 @@ EXTRACT_TABLES: tuple[ExtractTable, ...] = (
     ExtractTable("orders", ("created_at", "id")),  # immutable header; status lives in merchant_orders
     ExtractTable("merchant_orders", ("updated_at", "id")),
     ExtractTable("order_refunds", ("created_at", "id")),
+    ExtractTable("order_status_history", ("at", "id")),  # append-only, like delivery_history
+    ExtractTable("couriers", ("updated_at", "id")),
+    ExtractTable("deliveries", ("updated_at", "id")),
+    ExtractTable("delivery_history", ("at", "id")),
+    ExtractTable("payment_intents", ("updated_at", "id")),
 )
 """Tables absent from the database (not migrated yet) are skipped, so a table can be listed early."""
 

@@ -1,8 +1,10 @@
 """Staging: validate the raw zone of the lake against its contract and consolidate each table.
 
 A pure function of the lake directory (Polars lazy scans, no Dagster), so the CLI,
-tests and assets share it. Bad input stops here with a message that names the file:
-a corrupt partition, a schema that drifted upstream, or a table with no partitions.
+tests and assets share it. A table's simulated partitions and its live part (the
+platform's extracts mapped by ``pipelines/live.py``) are staged together. Bad input
+stops here with a message that names the file: a corrupt partition, a schema that
+drifted upstream, or a table with no partitions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.contracts import CONTRACTS
+from pipelines.live import live_path
 from pipelines.simulation.lake import partition_files
 
 
@@ -59,10 +62,11 @@ def validate_partitions(table: str, files: list[Path]) -> None:
 
 
 def stage_table(lake: Path, table: str) -> StagedTable:
-    """Validate ``table``'s raw partitions and write them as one staging file, atomically."""
-    files = partition_files(lake, table)
+    """Validate ``table``'s raw partitions and live part, and write them as one staging file, atomically."""
+    live = live_path(lake, table)
+    files = [*partition_files(lake, table), *([live] if live.exists() else [])]
     if not files:
-        raise LakeContractError(f"no partitions of {table!r} under {lake / 'raw' / table}")
+        raise LakeContractError(f"no partitions of {table!r} under {lake / 'raw' / table} and no {live}")
     validate_partitions(table, files)
     target = staging_path(lake, table)
     target.parent.mkdir(parents=True, exist_ok=True)

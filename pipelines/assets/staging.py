@@ -1,10 +1,12 @@
-"""Staging assets: validate each raw table against its contract and consolidate it (Polars)."""
+"""Staging assets: validate each raw table (and its live part) against its contract and consolidate it."""
 
 import dagster as dg
 import polars as pl
 
+from pipelines.assets.live import live_key
 from pipelines.assets.simulation import raw_key
 from pipelines.contracts import CONTRACTS
+from pipelines.live import LIVE_TABLES
 from pipelines.resources import LakeResource
 from pipelines.staging import stage_table
 
@@ -16,10 +18,11 @@ def staging_key(table: str) -> dg.AssetKey:
 def _staging_asset(table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=staging_key(table),
-        deps=[raw_key(table)],
+        deps=[raw_key(table), *([live_key(table)] if table in LIVE_TABLES else [])],
         kinds={"parquet", "polars"},
         group_name="staging",
-        description=f"All partitions of {table}, checked against the lake contract, as one Parquet file.",
+        description=f"All partitions of {table} (simulated and live), checked against the lake contract, "
+        "as one Parquet file.",
     )
     def _stage(lake: LakeResource) -> dg.MaterializeResult[None]:
         staged = stage_table(lake.path, table)
