@@ -3,7 +3,8 @@
 Each mart declares its keys, foreign keys and value rules as data (``pipelines/marts.py``);
 this module turns them into SQL. Blocking checks (keys, not-null, foreign keys, rules)
 stop the swap and everything downstream; warnings (freshness, row-count anomaly
-against the previous day partition) are reported but do not block.
+against the previous day partition) are reported but do not block: a quiet day is
+worth a look, not a reason to hide the data.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pipelines.marts import Mart, candidate_name
 from pipelines.simulation.lake import raw_dir
 
 ANOMALY_RATIO = (0.5, 2.0)
-"""Latest day's rows per city must be within this ratio of the previous day's."""
+"""Latest day's volume per city must be within this ratio of the previous day's."""
 ANOMALY_MIN_ROWS = 200
-"""Below this many rows on the previous day, day-to-day noise says nothing: the check abstains."""
+"""Below this volume on the previous day, day-to-day noise says nothing: the check abstains."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ def evaluate_checks(con: duckdb.DuckDBPyConnection, mart: Mart, lake: Path) -> l
         bad = _scalar(con, f"SELECT count(*) FROM {table} WHERE NOT coalesce(({condition}), false)")
         outcomes.append(_count_check(f"rule_{rule}", bad, f"break the rule {condition!r}"))
     if mart.daily:
-        outcomes += [_freshness(con, table, lake), _row_count_anomaly(con, table)]
+        outcomes += [_freshness(con, table, lake), row_count_anomaly(con, mart)]
     return outcomes
 
 
@@ -108,11 +109,15 @@ def _freshness(con: duckdb.DuckDBPyConnection, table: str, lake: Path) -> CheckO
     )
 
 
-def _row_count_anomaly(con: duckdb.DuckDBPyConnection, table: str) -> CheckOutcome:
-    """Rows of the latest day per city against the previous day: a collapse or spike is suspicious."""
+def row_count_anomaly(con: duckdb.DuckDBPyConnection, mart: Mart) -> CheckOutcome:
+    """The latest day's volume (``mart.volume``, rows by default) per city against the previous day
+    present in the candidate: a collapse or a spike is suspicious (a partial upstream load, a
+    duplicated partition)."""
     rows = con.execute(
         f"""
-        WITH per_day AS (SELECT city_id, day, count(*) AS n FROM {table} GROUP BY ALL),
+        WITH per_day AS (
+            SELECT city_id, day, {mart.volume} AS n FROM "{candidate_name(mart)}" GROUP BY ALL
+        ),
         ranked AS (SELECT *, row_number() OVER (PARTITION BY city_id ORDER BY day DESC) AS r FROM per_day)
         SELECT a.city_id, a.day::VARCHAR, a.n, b.n FROM ranked a JOIN ranked b
           ON a.city_id = b.city_id AND a.r = 1 AND b.r = 2
@@ -120,9 +125,9 @@ def _row_count_anomaly(con: duckdb.DuckDBPyConnection, table: str) -> CheckOutco
     ).fetchall()
     low, high = ANOMALY_RATIO
     odd = [
-        f"{city} {day}: {latest} rows vs {previous}"
+        f"{city} {day}: {latest} vs {previous}"
         for city, day, latest, previous in rows
         if previous >= ANOMALY_MIN_ROWS and not low <= latest / previous <= high
     ]
-    message = "ok" if not odd else "row count out of range vs previous day: " + "; ".join(odd)
+    message = "ok" if not odd else f"{mart.volume} out of range vs previous day: " + "; ".join(odd)
     return CheckOutcome("row_count_anomaly", not odd, False, message, {"cities_compared": len(rows)})

@@ -39,6 +39,9 @@ class Mart:
     """(name, SQL condition every row must satisfy)."""
     daily: bool = False
     """Has ``city_id`` and ``day`` columns: gets the freshness and row-count anomaly checks."""
+    volume: str = "count(*)"
+    """What the row-count anomaly check compares per city and day: the rows, or for a mart with
+    one row per day (or per day and mode) the activity those rows count."""
     description: str = ""
     upstream: tuple[str, ...] = field(default=())
 
@@ -260,6 +263,7 @@ MARTS: tuple[Mart, ...] = (
             ("utilisation_in_0_1", "courier_utilisation IS NULL OR courier_utilisation BETWEEN 0 AND 1"),
         ),
         daily=True,
+        volume="sum(orders)",
         description="Headline KPIs per city and day: GMV, orders, AOV, on-time, cancellations, refunds, "
         "utilisation.",
         upstream=("orders", "deliveries", "refunds", "couriers"),
@@ -321,6 +325,7 @@ MARTS: tuple[Mart, ...] = (
         not_null=("co2e_kg", "co2e_baseline_kg"),
         rules=(("mode_known", "mode IN ('foot', 'bicycle', 'e_bike', 'ev_scooter', 'motorbike', 'car')"),),
         daily=True,
+        volume="sum(deliveries)",
         description="CO2e emitted and saved against an all-motorbike fleet, per city, day and mode.",
         upstream=("deliveries",),
     ),

@@ -143,6 +143,26 @@ def test_bad_input_is_caught_and_the_mart_is_kept(
     assert built.scalar("SELECT count(*) || ':' || sum(total_minor) FROM orders") == before
 
 
+def test_a_day_far_below_the_previous_warns_but_does_not_block(built: Built) -> None:
+    latest = SPEC.day_list[-1]
+    path = day_path(built.lake, "orders", "pune", latest)
+    original = path.read_bytes()
+    kept = pl.read_parquet(path).head(20)
+    previous = built.scalar(f"SELECT count(*) FROM orders WHERE city_id = 'pune' AND day = '{SPEC.start}'")
+    kept.write_parquet(path)
+    try:
+        report = built.refresh_orders()
+        assert report.ok  # a warning: the mart was swapped in with the quiet day
+        assert report.warnings == [
+            "marts/orders:row_count_anomaly: count(*) out of range vs previous day: "
+            f"pune {latest}: 20 vs {previous}"
+        ]
+        assert built.scalar(f"SELECT count(*) FROM orders WHERE city_id = 'pune' AND day = '{latest}'") == 20
+    finally:
+        path.write_bytes(original)
+        assert built.refresh_orders().warnings == []
+
+
 def test_docs_describe_every_mart_and_column(built: Built) -> None:
     import pipelines
     from pipelines.marts import MARTS
