@@ -21,9 +21,12 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 
 from api.dependencies import DEPENDENCIES
 from api.domains.delivery.live import running_feed
+from api.domains.delivery.scheduler import background_dispatch
 from api.domains.events.relay import background_relay
 from api.domains.matching.index import running_index
 from api.domains.payments.fraud import RulesFraudScorer
+from api.domains.scoring.eta import ServingPromiser
+from api.domains.scoring.fraud import ServingFraudScorer
 from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
@@ -37,11 +40,16 @@ from serving.runtime import scoring_runtime
 
 
 def create_app(
-    settings: Settings | None = None, *, db_url: str | None = None, run_relay: bool = False
+    settings: Settings | None = None,
+    *,
+    db_url: str | None = None,
+    run_relay: bool = False,
+    run_dispatch: bool = False,
 ) -> Litestar:
     """Build the API. ``db_url`` overrides the settings (tests point it at a throwaway database).
 
-    ``run_relay`` also runs the outbox relay in-process for the app's lifetime (``nearx serve``).
+    ``run_relay`` also runs the outbox relay in-process for the app's lifetime (``nearx serve``),
+    ``run_dispatch`` the dispatch rounds every ``NEARX_DISPATCH_INTERVAL_S``.
     """
     settings = settings or get_settings()
 
@@ -65,11 +73,16 @@ def create_app(
             # payments: the marketplace's refund and deposit ports, and the confirm route's fraud scorer
             app.state.refund_gateway = OrderRefunds()
             app.state.deposit_gateway = BookingDeposits()
-            app.state.fraud_scorer = RulesFraudScorer()
+            app.state.fraud_scorer = ServingFraudScorer(app.state.scoring, rules=RulesFraudScorer())
+            # orders: the checkout's fraud check (the same model) and its ETA promise, from serving
+            app.state.checkout_risk = app.state.fraud_scorer
+            app.state.eta_promiser = ServingPromiser(app.state.scoring)
             # delivery: this worker's live-tracking feed (WebSocket fan-out from the event bus)
             app.state.live = await stack.enter_async_context(running_feed(url, settings))
             if run_relay:
                 await stack.enter_async_context(background_relay(url, settings))
+            if run_dispatch:
+                await stack.enter_async_context(background_dispatch(pool, settings.dispatch_interval_s))
             yield
 
     exception_handlers: dict[Any, Any] = {

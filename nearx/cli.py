@@ -130,6 +130,36 @@ def bookings_sweep() -> None:
     typer.echo(f"released {released} expired hold(s)")
 
 
+dispatch_app = typer.Typer(help="Delivery dispatch: rounds outside the server.", no_args_is_help=True)
+app.add_typer(dispatch_app, name="dispatch")
+
+
+@dispatch_app.command("run")
+def dispatch_run(
+    city: Annotated[
+        list[str] | None, typer.Option("--city", help="City id; repeat for several (default: all with work).")
+    ] = None,
+    every: Annotated[float, typer.Option(help="Repeat every this many seconds until interrupted.")] = 0.0,
+) -> None:
+    """Run a dispatch round per city: open deliveries, expire offers, make new offers."""
+    import asyncio
+
+    from api.domains.delivery.scheduler import run_forever, run_once
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        if every > 0:
+            asyncio.run(run_forever(url, every))
+            return
+        for city_id, report in asyncio.run(run_once(url, city)).items():
+            typer.echo(
+                f"{city_id}: opened {report.opened}, expired {report.expired}, "
+                f"offered {report.offered}, waiting {report.waiting}"
+            )
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,
@@ -149,7 +179,7 @@ def serve(
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         migrate(url, _migrations_dir())
         uvicorn.run(
-            create_app(settings, db_url=url, run_relay=True),
+            create_app(settings, db_url=url, run_relay=True, run_dispatch=True),
             host=host or settings.host,
             port=port or settings.port,
         )

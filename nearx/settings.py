@@ -99,6 +99,8 @@ class Settings:
     """How long a booking holds its slot before it must be confirmed (with the deposit)."""
     events_relay_interval_s: float = 1.0
     """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
+    dispatch_interval_s: float = 5.0
+    """Seconds between the dispatch rounds ``nearx serve`` runs for every city with open work; 0 disables."""
     routing: Literal["haversine", "graph"] = "haversine"
     """Routing provider: ``haversine`` (straight line x city circuity) or ``graph`` (shortest paths
     on the OpenStreetMap extract at ``routing_pbf``, see ``nearx/roadgraph.py``)."""

@@ -384,3 +384,28 @@ async def tracked_deliveries(conn: Connection, courier_id: uuid.UUID) -> list[Ro
 async def notify_position(conn: Connection, channel: str, payload: str) -> None:
     """NOTIFY on commit: every API worker's live feed hears it."""
     await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+async def cities_with_open_work(conn: Connection) -> list[str]:
+    """Cities where a round has something to do: orders to open, deliveries to offer or watch."""
+    cur = await conn.execute(
+        """
+        SELECT c.id FROM cities c
+        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.city_id = c.id
+                      AND d.status IN ('pending', 'offered', 'assigned', 'at_pickup'))
+           OR EXISTS (SELECT 1 FROM merchant_orders mo WHERE mo.city_id = c.id
+                      AND mo.status IN ('accepted', 'preparing', 'ready_for_pickup')
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.merchant_order_id = mo.id))
+        ORDER BY c.id
+        """
+    )
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def try_dispatch_lock(conn: Connection, city_id: str) -> bool:
+    """One round per city at a time across processes (held until the transaction ends)."""
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_xact_lock(hashtext('nearx.dispatch:' || %s)) AS ok", (city_id,)
+    )
+    row = await cur.fetchone()
+    return bool(row and row["ok"])

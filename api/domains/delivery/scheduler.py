@@ -1,0 +1,88 @@
+"""Dispatch rounds on a schedule: every few seconds, one round per city with work.
+
+Each API process started by ``nearx serve`` may run the loop; a transaction-scoped
+advisory lock per city lets only one of them run a city's round at a time (the
+others skip it, they do not queue behind it). A round also expires unanswered
+offers and releases stalled couriers, so those happen on the same beat.
+``nearx dispatch run`` runs one pass (or the loop) outside the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from api.domains.delivery import repository as repo
+from api.domains.delivery import service
+from api.domains.delivery.schemas import RoundReport
+from nearx.db import Connection, Pool, create_pool
+
+log = logging.getLogger(__name__)
+
+
+async def dispatch_pass(
+    conn: Connection, *, cities: list[str] | None = None, now: datetime | None = None
+) -> dict[str, RoundReport]:
+    """One round for each city with open work (or the given cities); cities another process
+    is dispatching right now are skipped."""
+    reports: dict[str, RoundReport] = {}
+    for city_id in cities or await repo.cities_with_open_work(conn):
+        async with conn.transaction():
+            if not await repo.try_dispatch_lock(conn, city_id):
+                continue
+            reports[city_id] = await service.run_round(conn, city_id, now=now)
+    return reports
+
+
+async def dispatch_forever(pool: Pool, interval_s: float, stop: asyncio.Event) -> None:
+    """Run passes until ``stop``; a failed pass is logged and the next one comes on schedule."""
+    while not stop.is_set():
+        try:
+            async with pool.connection() as conn:
+                await dispatch_pass(conn)
+        except Exception:
+            log.exception("dispatch pass failed")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+@asynccontextmanager
+async def background_dispatch(pool: Pool, interval_s: float) -> AsyncIterator[None]:
+    """The scheduler as a task for the lifetime of the block (``nearx serve``); 0 s disables it."""
+    if interval_s <= 0:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatch_forever(pool, interval_s, stop), name="dispatch-scheduler")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]:
+    """``nearx dispatch run``: one pass over a fresh connection."""
+    async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return await dispatch_pass(conn, cities=cities)
+
+
+async def run_forever(url: str, interval_s: float) -> None:
+    """``nearx dispatch run --every N``: the loop outside the server, until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pool = create_pool(url, min_size=1, max_size=2, timeout_s=10.0)
+    await pool.open(wait=True)
+    try:
+        await dispatch_forever(pool, interval_s, stop)
+    finally:
+        await pool.close()
