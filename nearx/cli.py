@@ -166,9 +166,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default NEARX_PORT).")] = None,
 ) -> None:
     """Migrate, then serve the API (OpenAPI at /schema, health at /healthz)."""
-    import uvicorn
-
-    from api.app import create_app
     from api.domains.notifications.sender import build_sender
     from nearx.migrations import migrate
     from nearx.postgres import database_url
@@ -178,23 +175,179 @@ def serve(
     build_sender(settings)  # production without a real message provider stops here, not at the first sign-in
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         migrate(url, _migrations_dir())
-        uvicorn.run(
-            create_app(settings, db_url=url, run_relay=True, run_dispatch=True),
-            host=host or settings.host,
-            port=port or settings.port,
+        _serve(settings, url, host, port)
+
+
+def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings, db_url=url, run_relay=True, run_dispatch=True),
+        host=host or settings.host,
+        port=port or settings.port,
+    )
+
+
+DEMO_CITY = "kathmandu"
+DEMO_CUSTOMER_PHONE = "+9779801234567"
+
+
+def _demo_city(city_id: str, seed: int, orders_per_day: int) -> DemoCity:
+    """The simulator's entities of ``city_id`` (the same ones ``nearx pipeline run`` simulates for this
+    seed and scale) as the demo seeder's records: every merchant, provider and courier, one customer."""
+    from api.demo.records import DemoCity, DemoCourier, DemoCustomer, DemoMerchant, DemoProvider
+    from pipelines.simulation.cities import CATEGORIES, get_city
+    from pipelines.simulation.run import city_entities
+
+    city, entities = get_city(city_id), city_entities(city_id, seed, orders_per_day)
+    item_price = {
+        category.name: category.item_price_major * city.price_scale * 100 for category in CATEGORIES
+    }
+    merchants = tuple(
+        DemoMerchant(
+            source_id=m["merchant_id"],
+            name=f"{m['category'].capitalize()} {number} ({city.name} demo)",
+            category=m["category"],
+            lat=m["lat"],
+            lng=m["lng"],
+            prep_time_min=max(1, min(720, round(m["prep_median_s"] / 60))),
+            item_price_minor=round(item_price[m["category"]] * m["price_level"]),
         )
+        for number, m in enumerate(entities.merchants.iter_rows(named=True), start=1)
+    )
+    providers = tuple(
+        DemoProvider(
+            source_id=p["provider_id"],
+            name=f"{p['skills'][0].capitalize()} {number} ({city.name} demo)",
+            skills=tuple(p["skills"]),
+            lat=p["lat"],
+            lng=p["lng"],
+            hourly_rate_minor=int(p["hourly_rate_minor"]),
+            work_days=tuple(day - 1 for day in p["work_days"]),  # simulator: 1 = Monday
+            start_hour=p["start_hour"],
+            end_hour=p["end_hour"],
+        )
+        for number, p in enumerate(entities.providers.iter_rows(named=True), start=1)
+    )
+    couriers = tuple(
+        DemoCourier(source_id=k["courier_id"], mode=k["mode"], lat=k["home_lat"], lng=k["home_lng"])
+        for k in entities.couriers.iter_rows(named=True)
+    )
+    c = entities.customers.filter(entities.customers["fraud_role"].is_null()).row(0, named=True)
+    customer = DemoCustomer(
+        source_id=c["customer_id"],
+        phone=DEMO_CUSTOMER_PHONE,
+        lat=c["lat"],
+        lng=c["lng"],
+        eco_first=c["eco_preference"] > 0.5,
+        price_sensitivity="high"
+        if c["price_sensitivity"] > 0.6
+        else "low"
+        if c["price_sensitivity"] < 0.2
+        else "medium",
+        favourite_source_id=c["favourite_merchant_id"],
+    )
+    return DemoCity(city_id, merchants, providers, couriers, customer)
+
+
+def _seed_demo(settings: Settings, url: str, city: DemoCity) -> SeedReport:
+    """Seed ``city`` through the platform's services (idempotent: a second run adds nothing)."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    from api.demo.service import seed_city
+
+    async def seed() -> SeedReport:
+        async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            return await seed_city(conn, settings, city, progress=lambda line: typer.echo(f"  {line}"))
+
+    return asyncio.run(seed())
+
+
+demo_app = typer.Typer(
+    help="Demo city: seed the live database from the city simulator.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+DemoOrdersOption = Annotated[
+    int, typer.Option(help="Simulated orders in total; sets the demo city's size (about 1 merchant per 140).")
+]
+DemoDaysOption = Annotated[int, typer.Option(help="Days of simulated history for the pipeline.")]
+DemoSeedOption = Annotated[int, typer.Option(help="Random seed of the simulator.")]
+
+
+@demo_app.command("seed")
+def demo_seed(orders: DemoOrdersOption = 4000, days: DemoDaysOption = 14, seed: DemoSeedOption = 42) -> None:
+    """Migrate, then seed the Kathmandu demo city: merchants with products and stock, providers with
+    calendars, couriers online, a demo customer (running it again adds nothing)."""
+    from nearx.migrations import migrate
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    spec = _spec([DEMO_CITY], days, orders, None, seed)
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        migrate(url, _migrations_dir())
+        report = _seed_demo(settings, url, _demo_city(DEMO_CITY, seed, spec.orders_per_day))
+    typer.echo(report.summary())
 
 
 @app.command("up")
 def up(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default NEARX_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default NEARX_PORT).")] = None,
+    orders: DemoOrdersOption = 4000,
+    days: DemoDaysOption = 14,
+    seed: DemoSeedOption = 42,
+    skip_pipeline: Annotated[
+        bool, typer.Option(help="Serve without rebuilding the lake, marts, models and online features.")
+    ] = False,
 ) -> None:
-    """The main job end to end on the embedded defaults: migrate and serve."""
-    serve(host=host, port=port)
+    """The main job end to end: migrate, seed the demo city, run the whole pipeline (marts, features,
+    training, online store), then serve the API."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from api.domains.notifications.sender import build_sender
+    from nearx.migrations import migrate
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+    from pipelines.cli import run
+
+    settings = get_settings()
+    build_sender(settings)
+    spec = _spec([DEMO_CITY], days, orders, None, seed)
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        typer.echo("[1/4] migrating the database")
+        migrate(url, _migrations_dir())
+        typer.echo(f"[2/4] seeding the {DEMO_CITY} demo city through the platform's services")
+        typer.echo(
+            f"  {_seed_demo(settings, url, _demo_city(DEMO_CITY, seed, spec.orders_per_day)).summary()}"
+        )
+        if skip_pipeline:
+            typer.echo("[3/4] pipeline skipped (--skip-pipeline)")
+        else:
+            typer.echo(
+                f"[3/4] pipeline: {spec.days} days, ~{orders:,} orders -> lake, marts, models, online store"
+            )
+            if not run(replace(settings, database_url=url), spec, True, Console(), train=True):
+                typer.echo("the pipeline failed; fix it or serve with --skip-pipeline", err=True)
+                raise typer.Exit(1)
+        typer.echo(
+            f"[4/4] serving on http://{host or settings.host}:{port or settings.port} "
+            f"(sign in as {DEMO_CUSTOMER_PHONE}; the code is in `nearx sandbox messages`)"
+        )
+        _serve(settings, url, host, port)
 
 
 if TYPE_CHECKING:
+    from api.demo.records import DemoCity
+    from api.demo.service import SeedReport
+    from nearx.settings import Settings
     from pipelines.simulation.run import SimulationSpec
 
 pipeline_app = typer.Typer(help="Data platform: simulate, build the lake and marts.", no_args_is_help=True)
@@ -231,14 +384,18 @@ def pipeline_run(
     start: StartOption = None,
     seed: SeedOption = 42,
     fresh: Annotated[bool, typer.Option(help="Delete simulated partitions first.")] = False,
+    train: Annotated[
+        bool, typer.Option(help="Go on to the ML stage: offline features, training, online store.")
+    ] = True,
 ) -> None:
-    """Simulate, stage and build every mart (checks included) through Dagster."""
+    """Simulate, stage and build every mart (checks included), then features, models and the online
+    store, through Dagster."""
     from rich.console import Console
 
     from nearx.settings import get_settings
     from pipelines.cli import run
 
-    if not run(get_settings(), _spec(city, days, orders, start, seed), fresh, Console()):
+    if not run(get_settings(), _spec(city, days, orders, start, seed), fresh, Console(), train=train):
         raise typer.Exit(1)
 
 

@@ -48,8 +48,11 @@ def simulate(settings: Settings, spec: SimulationSpec, out: Path | None) -> Simu
     return simulate_to_lake(out or lake_path(settings), spec)
 
 
-def run(settings: Settings, spec: SimulationSpec, fresh: bool, console: Console) -> bool:
-    """Materialise the whole graph in the project's Dagster instance; prints a summary, returns success."""
+def run(
+    settings: Settings, spec: SimulationSpec, fresh: bool, console: Console, *, train: bool = True
+) -> bool:
+    """Materialise the whole graph in the project's Dagster instance (the ML stage too unless
+    ``train`` is false); prints a summary, returns success."""
     import dagster as dg
 
     from pipelines.definitions import build_definitions
@@ -61,7 +64,7 @@ def run(settings: Settings, spec: SimulationSpec, fresh: bool, console: Console)
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     defs = build_definitions(settings, seed=spec.seed, orders_per_day=spec.orders_per_day)
     with dg.DagsterInstance.get() as instance:
-        report = run_pipeline(defs, spec, instance, progress=True)
+        report = run_pipeline(defs, spec, instance, progress=True, train=train)
     console.print(f"{report.runs} Dagster run(s); warehouse: {settings.home / 'warehouse.duckdb'}")
     for line in report.failures:
         console.print(f"[red]failed[/red] {line}")

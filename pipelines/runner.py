@@ -72,11 +72,13 @@ def run_pipeline(
     instance: dg.DagsterInstance,
     simulate: bool = True,
     progress: bool = False,
+    train: bool = False,
 ) -> PipelineReport:
-    """Simulate ``spec`` through the partitioned assets, then refresh extracts, staging and marts."""
+    """Simulate ``spec`` through the partitioned assets, then refresh extracts, staging and marts;
+    with ``train``, go on to the ML stage (offline features, training and registration, online store)."""
     report = PipelineReport()
     steps = len(spec.cities) * (spec.days + 1) if simulate else 0
-    with tqdm(total=steps + 1, desc="materialising", unit="run", disable=not progress) as bar:
+    with tqdm(total=steps + 1 + int(train), desc="materialising", unit="run", disable=not progress) as bar:
         if simulate:
             for city_id in spec.cities:
                 execute(defs, "simulate_entities", instance, report, city_id)
@@ -88,4 +90,8 @@ def run_pipeline(
             bar.set_postfix(stage="staging and marts")
             execute(defs, "refresh", instance, report, None)
         bar.update(1)
+        if train and not report.failures and not report.failed_checks:
+            bar.set_postfix(stage="features, training, online store")
+            execute(defs, "ml", instance, report, None)
+            bar.update(1)
     return report

@@ -13,7 +13,9 @@ from typing import Any
 
 from api.domains.identity import repository
 from api.domains.identity.audit import RequestContext, SecurityEvent, record
+from api.domains.identity.destinations import Channel, normalise
 from api.domains.identity.limits import WINDOW
+from api.domains.identity.signin import register_user
 from api.errors import NotFound
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
 from nearx.clock import utc_now
@@ -113,6 +115,25 @@ async def erase_identity(conn: Connection, user_id: uuid.UUID) -> None:
     """
     async with conn.transaction():
         await repository.erase_identity_pii(conn, user_id)
+
+
+async def find_or_register(
+    conn: Connection, *, phone: str | None = None, email: str | None = None, context: RequestContext
+) -> uuid.UUID:
+    """The user signed in by ``phone`` (else ``email``), registered as a customer if there is none,
+    exactly as a first sign-in would: for callers that provision accounts (the demo seeder)."""
+    channel: Channel = "sms" if phone else "email"
+    destination = normalise(channel, phone or email or "")
+    async with conn.transaction():
+        existing = await repository.find_user_by_destination(conn, channel, destination)
+        if existing is not None:
+            return uuid.UUID(str(existing["id"]))
+        return await register_user(
+            conn,
+            phone=destination if channel == "sms" else None,
+            email=destination if channel == "email" else None,
+            context=context,
+        )
 
 
 async def list_roles(conn: Connection, user_id: uuid.UUID) -> list[Role]:

@@ -1,0 +1,170 @@
+"""The demo city of ``nearx up``: seeded through the services from the simulator, found by search
+and matching, and idempotent; and ``nearx up`` runs its steps in order before it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+from psycopg.rows import dict_row
+from typer.testing import CliRunner
+
+import nearx.cli
+from api.app import create_app
+from api.security.principal import Principal, Role
+from nearx.cli import app
+from nearx.clock import utc_now
+from nearx.ids import new_id
+from nearx.settings import Settings, get_settings, load_settings
+
+runner = CliRunner()
+SMALL = ["--orders", "700", "--days", "7"]
+"""100 simulated orders a day: the simulator's smallest city (25 merchants, 10 providers, 20 couriers)."""
+THAMEL = {"lat": 27.7154, "lng": 85.3123}
+COUNTS = {
+    "merchants": "SELECT kind, status, count(*) AS n FROM merchants GROUP BY 1, 2 ORDER BY 1, 2",
+    "products": "SELECT count(*) AS n FROM products",
+    "stock": "SELECT count(*) AS n, min(on_hand) AS low FROM inventory",
+    "hours": "SELECT count(DISTINCT merchant_id) AS n FROM merchant_hours",
+    "calendars": "SELECT count(*) AS n FROM provider_calendars",
+    "services": "SELECT count(*) AS n FROM service_listings",
+    "couriers": "SELECT status, shift, count(*) AS n FROM couriers GROUP BY 1, 2",
+    "positions": "SELECT count(*) AS n FROM courier_positions",
+    "users": "SELECT count(*) AS n FROM users",
+    "addresses": "SELECT count(*) AS n FROM addresses",
+}
+
+
+@pytest.fixture
+def demo_db(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CLI's settings pointed at this test's own migrated database."""
+    monkeypatch.setenv("NEARX_DATABASE_URL", db_url)
+    monkeypatch.setenv("NEARX_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+
+
+def _counts(url: str) -> dict[str, list[dict[str, Any]]]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return {name: conn.execute(sql).fetchall() for name, sql in COUNTS.items()}
+
+
+def _customer_headers(app: Any, user_id: uuid.UUID) -> dict[str, str]:
+    principal = Principal(user_id=user_id, roles=frozenset({Role.CUSTOMER}), session_id=new_id())
+    return {"Authorization": f"Bearer {app.state.token_codec.issue(principal, now=utc_now())}"}
+
+
+async def test_demo_seed_is_searchable_matchable_and_idempotent(demo_db: str, tmp_path: Path) -> None:
+    first = await asyncio.to_thread(runner.invoke, app, ["demo", "seed", *SMALL])  # the CLI runs its own loop
+    assert first.exit_code == 0, first.output
+    assert "25 merchant(s)" in first.output
+    assert "10 provider(s)" in first.output
+    seeded = _counts(demo_db)
+    assert seeded["merchants"] == [
+        {"kind": "merchant", "status": "approved", "n": 25},
+        {"kind": "provider", "status": "approved", "n": 10},
+    ]
+    assert seeded["hours"] == [{"n": 25}]
+    assert seeded["calendars"] == [{"n": 10}]
+    assert seeded["products"][0]["n"] >= 25 * 3
+    assert seeded["stock"][0]["low"] > 0
+    assert seeded["services"][0]["n"] >= 10
+    assert seeded["couriers"] == [{"status": "approved", "shift": "online", "n": 20}]
+    assert seeded["positions"] == [{"n": 20}]
+    assert seeded["addresses"] == [{"n": 1}]
+
+    again = await asyncio.to_thread(runner.invoke, app, ["demo", "seed", *SMALL])
+    assert again.exit_code == 0, again.output
+    assert "seeded nothing new" in again.output
+    assert _counts(demo_db) == seeded
+
+    settings: Settings = load_settings({"NEARX_HOME": str(tmp_path / "home")})
+    api = create_app(settings, db_url=demo_db)
+    with psycopg.connect(demo_db, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT id FROM users WHERE phone = %s", ("+9779801234567",)).fetchone()
+        merchants = {r["id"] for r in conn.execute("SELECT id FROM merchants").fetchall()}
+    assert row is not None  # the demo customer, who signs in with the README's number
+    async with AsyncTestClient(app=api) as client:
+        headers = _customer_headers(api, row["id"])
+        search = await client.get(
+            "/v1/catalog/search", params={"q": "momo", **THAMEL, "radius_m": 25_000}, headers=headers
+        )
+        assert search.status_code == 200, search.text
+        hits = search.json()["items"]
+        assert hits
+        assert all("momo" in hit["name"].lower() for hit in hits)
+
+        match = await client.get("/v1/match", params={**THAMEL, "radius_m": 10_000}, headers=headers)
+        assert match.status_code == 200, match.text
+        results = match.json()["results"]
+        assert results
+        assert {uuid.UUID(r["merchant_id"]) for r in results} <= merchants
+        assert {hit["merchant_id"] for hit in hits} <= {str(m) for m in merchants}
+
+        # a provider's calendar gives open slots a week ahead (every provider works some weekday)
+        with psycopg.connect(demo_db, row_factory=dict_row) as conn:
+            listing = conn.execute(
+                "SELECT s.id, s.merchant_id FROM service_listings s ORDER BY s.id LIMIT 1"
+            ).fetchone()
+        assert listing is not None
+        week = [utc_now().date() + timedelta(days=offset) for offset in range(2, 9)]
+        open_slots = [
+            (
+                await client.get(
+                    f"/v1/providers/{listing['merchant_id']}/slots",
+                    params={"date": day.isoformat(), "service_id": str(listing["id"])},
+                    headers=headers,
+                )
+            ).json()
+            for day in week
+        ]
+        assert any(open_slots)
+
+
+def test_up_migrates_seeds_and_then_serves(
+    pg_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an empty database ``up`` migrates and seeds before it hands the URL to the server
+    (serving is the one step replaced; the pipeline is skipped, its own tests run the graph)."""
+    from nearx.postgres import drop_database, ensure_database, with_database
+
+    name = f"nearx_up_{uuid.uuid4().hex[:10]}"
+    ensure_database(pg_admin_url, name)
+    url = with_database(pg_admin_url, name)
+    monkeypatch.setenv("NEARX_DATABASE_URL", url)
+    monkeypatch.setenv("NEARX_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    served: list[tuple[str, dict[str, list[dict[str, Any]]]]] = []
+    monkeypatch.setattr(
+        nearx.cli, "_serve", lambda settings, db, host, port: served.append((db, _counts(db)))
+    )
+    try:
+        result = runner.invoke(app, ["up", "--skip-pipeline", *SMALL])
+        assert result.exit_code == 0, result.output
+        assert [line[:5] for line in result.output.splitlines() if line.startswith("[")] == [
+            "[1/4]",
+            "[2/4]",
+            "[3/4]",
+            "[4/4]",
+        ]
+        ((db, counts),) = served
+        assert db == url
+        assert counts["merchants"][0] == {"kind": "merchant", "status": "approved", "n": 25}
+    finally:
+        get_settings.cache_clear()
+        drop_database(pg_admin_url, name)
+
+
+def test_up_help_lists_its_steps_options() -> None:
+    result = runner.invoke(app, ["up", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for option in ("--orders", "--days", "--seed", "--skip-pipeline", "--host", "--port"):
+        assert option in result.output
