@@ -18,7 +18,7 @@ from pipelines.assets.staging import staging_assets
 from pipelines.jobs import ALL_JOBS
 from pipelines.resources import build_resources
 from pipelines.schedules import daily_schedule
-from pipelines.sensors import outbox_sensor
+from pipelines.sensors import build_outbox_sensor
 
 
 def build_definitions(settings: Settings, **resource_options: object) -> dg.Definitions:
@@ -34,7 +34,7 @@ def build_definitions(settings: Settings, **resource_options: object) -> dg.Defi
         ],
         jobs=[*ALL_JOBS, ml_job],
         schedules=[daily_schedule],
-        sensors=[outbox_sensor],
+        sensors=[build_outbox_sensor(live_database=settings.database_url is not None)],
         resources={
             **build_resources(settings, **resource_options),  # type: ignore[arg-type]
             **ml_resources(settings),
