@@ -11,18 +11,22 @@ from nearx.db import Connection
 from nearx.ids import new_id
 
 
-async def upsert_calendar(conn: Connection, provider_id: uuid.UUID, values: dict[str, int]) -> dict[str, Any]:
+async def upsert_calendar(
+    conn: Connection, provider_id: uuid.UUID, values: dict[str, int | bool]
+) -> dict[str, Any]:
     row = await (
         await conn.execute(
             """
             INSERT INTO provider_calendars
-                (provider_id, buffer_min, travel_min, slot_step_min, free_cancel_hours, min_reschedule_hours)
+                (provider_id, buffer_min, travel_min, slot_step_min, free_cancel_hours, min_reschedule_hours,
+                 emergency_preempts_holds)
             VALUES (%(p)s, %(buffer_min)s, %(travel_min)s, %(slot_step_min)s, %(free_cancel_hours)s,
-                    %(min_reschedule_hours)s)
+                    %(min_reschedule_hours)s, %(emergency_preempts_holds)s)
             ON CONFLICT (provider_id) DO UPDATE SET
                 buffer_min = EXCLUDED.buffer_min, travel_min = EXCLUDED.travel_min,
                 slot_step_min = EXCLUDED.slot_step_min, free_cancel_hours = EXCLUDED.free_cancel_hours,
-                min_reschedule_hours = EXCLUDED.min_reschedule_hours, updated_at = now()
+                min_reschedule_hours = EXCLUDED.min_reschedule_hours,
+                emergency_preempts_holds = EXCLUDED.emergency_preempts_holds, updated_at = now()
             RETURNING *
             """,
             {"p": provider_id, **values},
@@ -77,20 +81,71 @@ async def exceptions_on(conn: Connection, provider_id: uuid.UUID, day: date) -> 
     ).fetchall()
 
 
-async def busy_between(
+_BLOCKING = "(status = 'confirmed' OR (status = 'held' AND hold_expires_at > %(now)s))"
+"""The bookings that block their span (the same rule as the ``bookings_no_overlap`` trigger)."""
+
+
+async def blocking_between(
     conn: Connection, provider_id: uuid.UUID, start: datetime, end: datetime, now: datetime
-) -> list[tuple[datetime, datetime]]:
-    rows = await (
+) -> list[dict[str, Any]]:
+    """Bookings whose blocked span meets ``[start, end)``, with what decides if an emergency may take it."""
+    return await (
         await conn.execute(
-            """
-            SELECT blocked_from, blocked_until FROM bookings
+            f"""
+            SELECT id, status, emergency, blocked_from, blocked_until FROM bookings
             WHERE provider_id = %(p)s AND blocked_from < %(end)s AND blocked_until > %(start)s
-              AND (status = 'confirmed' OR (status = 'held' AND hold_expires_at > %(now)s))
+              AND {_BLOCKING}
             """,
             {"p": provider_id, "start": start, "end": end, "now": now},
         )
     ).fetchall()
-    return [(row["blocked_from"], row["blocked_until"]) for row in rows]
+
+
+async def lock_preemptible_holds(
+    conn: Connection, provider_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """Lock the unexpired normal holds overlapping ``[start, end)``, in id order: lockers cannot deadlock."""
+    return await (
+        await conn.execute(
+            """
+            SELECT * FROM bookings
+            WHERE provider_id = %(p)s AND blocked_from < %(end)s AND blocked_until > %(start)s
+              AND status = 'held' AND hold_expires_at > %(now)s AND NOT emergency
+            ORDER BY id FOR UPDATE
+            """,
+            {"p": provider_id, "start": start, "end": end, "now": now},
+        )
+    ).fetchall()
+
+
+async def provider_queue(
+    conn: Connection, provider_id: uuid.UUID, statuses: Sequence[str], now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The provider's bookings, emergencies first, then by start; expired holds are left out."""
+    return await (
+        await conn.execute(
+            """
+            SELECT * FROM bookings
+            WHERE provider_id = %(p)s AND status = ANY(%(statuses)s)
+              AND NOT (status = 'held' AND hold_expires_at <= %(now)s)
+            ORDER BY emergency DESC, starts_at, id
+            LIMIT %(limit)s
+            """,
+            {"p": provider_id, "statuses": list(statuses), "now": now, "limit": limit},
+        )
+    ).fetchall()
+
+
+async def insert_emergency_audit(conn: Connection, row: dict[str, Any]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO booking_emergency_audit
+            (id, booking_id, provider_id, city_id, customer_id, reason, preempted)
+        VALUES (%(id)s, %(booking_id)s, %(provider_id)s, %(city_id)s, %(customer_id)s, %(reason)s,
+                %(preempted)s)
+        """,
+        {"id": new_id(), **row},
+    )
 
 
 async def insert_booking(conn: Connection, row: dict[str, Any]) -> None:
@@ -98,10 +153,12 @@ async def insert_booking(conn: Connection, row: dict[str, Any]) -> None:
         """
         INSERT INTO bookings
             (id, provider_id, service_id, customer_id, city_id, starts_at, ends_at, blocked_from,
-             blocked_until, status, hold_expires_at, price_minor, deposit_minor, currency, linked_order_id)
+             blocked_until, status, hold_expires_at, price_minor, deposit_minor, currency, linked_order_id,
+             emergency, emergency_reason)
         VALUES (%(id)s, %(provider_id)s, %(service_id)s, %(customer_id)s, %(city_id)s, %(starts_at)s,
                 %(ends_at)s, %(blocked_from)s, %(blocked_until)s, 'held', %(hold_expires_at)s,
-                %(price_minor)s, %(deposit_minor)s, %(currency)s, %(linked_order_id)s)
+                %(price_minor)s, %(deposit_minor)s, %(currency)s, %(linked_order_id)s, %(emergency)s,
+                %(emergency_reason)s)
         """,
         row,
     )
@@ -181,3 +238,20 @@ async def trial_order(conn: Connection, order_id: uuid.UUID, customer_id: uuid.U
             (order_id, customer_id),
         )
     ).fetchone()
+
+
+# --- data rights (the profiles context's export) ---------------------------------------------
+
+
+async def bookings_of_customer(conn: Connection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every booking the customer made, with its status history (JSON-ready)."""
+    cursor = await conn.execute(
+        """
+        SELECT to_jsonb(b) || jsonb_build_object('history', coalesce((
+                   SELECT jsonb_agg(to_jsonb(h) - 'booking_id' ORDER BY h.at, h.id)
+                   FROM booking_status_history h WHERE h.booking_id = b.id), '[]'::jsonb)) AS booking
+        FROM bookings b WHERE b.customer_id = %s ORDER BY b.created_at, b.id
+        """,
+        (customer_id,),
+    )
+    return [row["booking"] for row in await cursor.fetchall()]

@@ -16,6 +16,7 @@ from api.domains.bookings.ports import DepositGateway, RecordingDepositGateway
 from api.domains.bookings.schemas import (
     Booking,
     BookingInput,
+    BookingStatus,
     Calendar,
     CalendarInput,
     CancelInput,
@@ -25,6 +26,7 @@ from api.domains.bookings.schemas import (
 )
 from api.domains.orders.ports import RecordingRefundGateway, RefundGateway
 from api.idempotency import IDEMPOTENCY_HEADER, require_key
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.security.principal import Principal
 from nearx.db import Connection
 from nearx.settings import Settings
@@ -68,6 +70,22 @@ class BookingController(Controller):
         service_id: FromQuery[uuid.UUID],
     ) -> list[SlotOut]:
         return await service.slots(conn, principal, provider_id, day, service_id)
+
+    @get(
+        "/providers/{provider_id:uuid}/bookings",
+        operation_id="providers_bookings_queue",
+        summary="The provider's queue (emergencies first)",
+    )
+    async def queue(
+        self,
+        provider_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        status: FromQuery[list[BookingStatus] | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    ) -> list[Booking]:
+        statuses: list[str] = list(status) if status else ["held", "confirmed"]
+        return await service.provider_bookings(conn, principal, provider_id, statuses, limit)
 
     @post("/bookings", operation_id="bookings_hold", summary="Hold a slot", response_model=Booking)
     async def hold(

@@ -42,6 +42,8 @@ class CalendarInput(Input, kw_only=True):
     slot_step_min: Annotated[int, msgspec.Meta(ge=5, le=240)] = 30
     free_cancel_hours: Hours = 24
     min_reschedule_hours: Hours = 2
+    emergency_preempts_holds: bool = False
+    """Whether an emergency booking may take a slot that only an unconfirmed normal hold blocks."""
 
 
 class Calendar(Output):
@@ -51,6 +53,7 @@ class Calendar(Output):
     slot_step_min: int
     free_cancel_hours: int
     min_reschedule_hours: int
+    emergency_preempts_holds: bool
 
 
 class SlotOut(Output):
@@ -60,9 +63,13 @@ class SlotOut(Output):
 
 class BookingInput(Input, kw_only=True):
     service_id: uuid.UUID
-    starts_at: datetime
+    starts_at: datetime | None = None
+    """Required, except for an emergency, which without it takes the earliest open slot."""
     linked_order_id: uuid.UUID | None = None
     """A merchant order with a try-before-buy product: this booking is its home trial."""
+    emergency: bool = False
+    """An urgent repair: first in the provider's queue, audited, and needs a reason."""
+    emergency_reason: Reason | None = None
 
 
 class RescheduleInput(Input, kw_only=True):
@@ -94,3 +101,5 @@ class Booking(Output):
     trial_outcome: str | None
     cancelled_by: str | None
     cancellation_fee_minor: int
+    emergency: bool
+    emergency_reason: str | None

@@ -6,6 +6,12 @@ overlap, so twenty customers racing for one slot get exactly one booking even
 if they bypass the slot list. Policy windows: a customer cancelling less than
 ``free_cancel_hours`` before the start forfeits the deposit; rescheduling
 closes ``min_reschedule_hours`` before the start.
+
+Emergency bookings (urgent repairs) need a reason, are audited, come first in
+the provider's queue, may leave out the start to take the earliest open slot,
+and, where the provider's calendar allows it, take a slot that only unconfirmed
+normal holds block: those holds are released by the system in the same
+transaction (a confirmed booking or another emergency is never displaced).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from api.domains.bookings.schemas import (
     CompleteInput,
     SlotOut,
 )
-from api.domains.bookings.slots import DayException, Window, is_bookable, open_slots, windows_for
+from api.domains.bookings.slots import DayException, Slot, Window, is_bookable, open_slots, windows_for
 from api.domains.catalog import repository as catalog_repo
 from api.domains.merchants import service as merchants
 from api.domains.orders import service as orders
@@ -47,6 +53,8 @@ from nearx.outbox import append_event
 from nearx.settings import Settings
 
 SCHEMA_VERSION = 1
+EMERGENCY_HORIZON_DAYS = 7
+"""How far ahead an emergency without a start looks for the earliest open slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,8 @@ def _out(row: dict[str, Any]) -> Booking:
         trial_outcome=row["trial_outcome"],
         cancelled_by=row["cancelled_by"],
         cancellation_fee_minor=row["cancellation_fee_minor"],
+        emergency=row["emergency"],
+        emergency_reason=row["emergency_reason"],
     )
 
 
@@ -87,6 +97,7 @@ def _calendar_out(row: dict[str, Any]) -> Calendar:
         slot_step_min=row["slot_step_min"],
         free_cancel_hours=row["free_cancel_hours"],
         min_reschedule_hours=row["min_reschedule_hours"],
+        emergency_preempts_holds=row["emergency_preempts_holds"],
     )
 
 
@@ -124,6 +135,7 @@ async def set_calendar(
                 "slot_step_min": body.slot_step_min,
                 "free_cancel_hours": body.free_cancel_hours,
                 "min_reschedule_hours": body.min_reschedule_hours,
+                "emergency_preempts_holds": body.emergency_preempts_holds,
             },
         )
         await repo.replace_availability(
@@ -165,28 +177,65 @@ async def _provider_service(
     return provider, service, calendar, zones[provider["city_id"]]
 
 
-async def slots(
-    conn: Connection, principal: Principal, provider_id: uuid.UUID, day: date, service_id: uuid.UUID
-) -> list[SlotOut]:
-    provider, service, calendar, timezone = await _provider_service(conn, principal, provider_id, service_id)
-    now = utc_now()
-    zone = ZoneInfo(timezone)
-    day_start = datetime.combine(day, time(0), zone)
-    busy = await repo.busy_between(
-        conn, provider["id"], day_start - timedelta(days=1), day_start + timedelta(days=2), now
+async def _open_on(
+    conn: Connection,
+    day: date,
+    timezone: str,
+    service: dict[str, Any],
+    calendar: dict[str, Any],
+    now: datetime,
+    *,
+    over_normal_holds: bool = False,
+) -> list[Slot]:
+    """Open slots of the service on a local day; ``over_normal_holds`` ignores unconfirmed normal holds."""
+    day_start = datetime.combine(day, time(0), ZoneInfo(timezone))
+    blocking = await repo.blocking_between(
+        conn, calendar["provider_id"], day_start - timedelta(days=1), day_start + timedelta(days=2), now
     )
-    found = open_slots(
+    return open_slots(
         day,
         timezone,
-        await _windows(conn, provider["id"], day),
+        await _windows(conn, calendar["provider_id"], day),
         duration_min=service["duration_min"],
         step_min=calendar["slot_step_min"],
         travel_min=calendar["travel_min"],
         buffer_min=calendar["buffer_min"],
-        busy=busy,
+        busy=[
+            (row["blocked_from"], row["blocked_until"])
+            for row in blocking
+            if not (over_normal_holds and row["status"] == "held" and not row["emergency"])
+        ],
         now=now,
     )
+
+
+async def slots(
+    conn: Connection, principal: Principal, provider_id: uuid.UUID, day: date, service_id: uuid.UUID
+) -> list[SlotOut]:
+    _, service, calendar, timezone = await _provider_service(conn, principal, provider_id, service_id)
+    found = await _open_on(conn, day, timezone, service, calendar, utc_now())
     return [SlotOut(starts_at=slot.starts_at, ends_at=slot.ends_at) for slot in found]
+
+
+async def _earliest_start(
+    conn: Connection, timezone: str, service: dict[str, Any], calendar: dict[str, Any]
+) -> datetime:
+    """The first open slot from now on (over normal holds if the provider lets emergencies pre-empt)."""
+    now = utc_now()
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    for offset in range(EMERGENCY_HORIZON_DAYS):
+        found = await _open_on(
+            conn,
+            today + timedelta(days=offset),
+            timezone,
+            service,
+            calendar,
+            now,
+            over_normal_holds=calendar["emergency_preempts_holds"],
+        )
+        if found:
+            return found[0].starts_at
+    raise Conflict(f"this provider has no open slot in the next {EMERGENCY_HORIZON_DAYS} days")
 
 
 async def _check_start(
@@ -220,11 +269,19 @@ def _span(starts_at: datetime, duration_min: int, calendar: dict[str, Any]) -> d
 # --------------------------------------------------------------------------- the booking lifecycle
 
 
+async def _check(conn: Connection, booking: dict[str, Any], to_status: str, actor: Actor) -> None:
+    """Refuse (409) a move the transition table does not allow, before any side effect."""
+    if not await repo.allowed(conn, booking["status"], to_status, actor.kind):
+        raise Conflict(f"a {actor.kind} cannot move a booking from {booking['status']} to {to_status}")
+
+
 async def _record(
     conn: Connection, booking: dict[str, Any], to_status: str, actor: Actor, reason: str | None, event: str
 ) -> None:
-    if not await repo.allowed(conn, booking["status"], to_status, actor.kind):
-        raise Conflict(f"a {actor.kind} cannot move a booking from {booking['status']} to {to_status}")
+    """Record a checked move from ``booking`` (the row as locked) and emit ``booking.<event>``.
+
+    Called after the row was updated, so the event carries the booking as it now is.
+    """
     await repo.record_transition(
         conn,
         {
@@ -256,10 +313,40 @@ async def _event(
     )
 
 
+def _check_emergency(body: BookingInput) -> None:
+    if body.emergency and not body.emergency_reason:
+        raise InvalidInput("an emergency booking needs a reason (it is audited)")
+    if not body.emergency and body.emergency_reason:
+        raise InvalidInput("emergency_reason is only for emergency bookings")
+    if not body.emergency and body.starts_at is None:
+        raise InvalidInput("starts_at is required (only an emergency may take the earliest open slot)")
+
+
+async def _preempt_normal_holds(
+    conn: Connection, provider_id: uuid.UUID, span: dict[str, datetime], emergency_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Release the unconfirmed normal holds in the emergency's way; returns their ids (for the audit)."""
+    holds = await repo.lock_preemptible_holds(
+        conn, provider_id, span["blocked_from"], span["blocked_until"], utc_now()
+    )
+    for held in holds:
+        await _release_by_system(conn, held, f"pre-empted by emergency booking {emergency_id}")
+    return [held["id"] for held in holds]
+
+
+async def provider_bookings(
+    conn: Connection, principal: Principal, provider_id: uuid.UUID, statuses: list[str], limit: int
+) -> list[Booking]:
+    """The provider's schedule queue: emergencies first (they jump it), then by start time."""
+    await merchants.require_staff(conn, provider_id, principal)
+    return [_out(row) for row in await repo.provider_queue(conn, provider_id, statuses, utc_now(), limit)]
+
+
 async def hold(
     conn: Connection, principal: Principal, body: BookingInput, *, key: str, settings: Settings
 ) -> tuple[int, Any]:
     """Hold a slot for ``booking_hold_s``; the database refuses a slot already taken (409)."""
+    _check_emergency(body)
     scope = f"bookings.create:{principal.user_id}"
     async with conn.transaction():
         stored = await idempotency.claim(
@@ -272,15 +359,25 @@ async def hold(
         )
         if provider["status"] != "approved" or provider["paused"]:
             raise Conflict("this provider is not taking bookings right now")
-        await _check_start(
-            conn, provider["id"], body.starts_at, timezone, service["duration_min"], calendar["slot_step_min"]
-        )
+        if body.starts_at is None:
+            starts_at = await _earliest_start(conn, timezone, service, calendar)
+        else:
+            starts_at = body.starts_at
+            await _check_start(
+                conn, provider["id"], starts_at, timezone, service["duration_min"], calendar["slot_step_min"]
+            )
         if (
             body.linked_order_id is not None
             and await repo.trial_order(conn, body.linked_order_id, principal.user_id) is None
         ):
             raise InvalidInput("the linked order is not yours or has no try-before-buy product")
         booking_id = new_id()
+        span = _span(starts_at, service["duration_min"], calendar)
+        preempted = (
+            await _preempt_normal_holds(conn, provider["id"], span, booking_id)
+            if body.emergency and calendar["emergency_preempts_holds"]
+            else []
+        )
         try:
             async with conn.transaction():  # a savepoint, so the trigger's refusal is a clean 409
                 await repo.insert_booking(
@@ -291,18 +388,21 @@ async def hold(
                         "service_id": service["id"],
                         "customer_id": principal.user_id,
                         "city_id": provider["city_id"],
-                        **_span(body.starts_at, service["duration_min"], calendar),
+                        **span,
                         "hold_expires_at": utc_now() + timedelta(seconds=settings.booking_hold_s),
                         "price_minor": service["price_minor"],
                         "deposit_minor": service["deposit_minor"],
                         "currency": service["currency"].strip(),
                         "linked_order_id": body.linked_order_id,
+                        "emergency": body.emergency,
+                        "emergency_reason": body.emergency_reason,
                     },
                 )
         except psycopg.errors.ExclusionViolation as exc:
             raise Conflict("that slot was just taken") from exc
         booking = await repo.get_booking(conn, booking_id)
         assert booking is not None
+        reason = f"emergency: {body.emergency_reason}" if body.emergency else None
         await repo.record_transition(
             conn,
             {
@@ -312,10 +412,22 @@ async def hold(
                 "to_status": "held",
                 "actor_kind": "customer",
                 "actor_id": principal.user_id,
-                "reason": None,
+                "reason": reason,
             },
         )
-        await _event(conn, booking_id, "held", Actor("customer", principal.user_id), None)
+        if body.emergency:
+            await repo.insert_emergency_audit(
+                conn,
+                {
+                    "booking_id": booking_id,
+                    "provider_id": provider["id"],
+                    "city_id": provider["city_id"],
+                    "customer_id": principal.user_id,
+                    "reason": body.emergency_reason,
+                    "preempted": preempted,
+                },
+            )
+        await _event(conn, booking_id, "held", Actor("customer", principal.user_id), reason)
         result = msgspec.to_builtins(_out(booking))
         await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
     return 201, result
@@ -356,7 +468,7 @@ async def confirm(
         booking, actor = await _locked(conn, principal, booking_id)
         if booking["status"] == "held" and booking["hold_expires_at"] <= utc_now():
             raise Conflict("the hold expired; pick a slot again")
-        await _record(conn, booking, "confirmed", actor, None, "confirmed")
+        await _check(conn, booking, "confirmed", actor)
         outcome = await gateway.collect_deposit(
             conn,
             DepositRequest(
@@ -382,6 +494,7 @@ async def confirm(
                 )
         except psycopg.errors.ExclusionViolation as exc:
             raise Conflict("that slot was taken meanwhile") from exc
+        await _record(conn, booking, "confirmed", actor, None, "confirmed")
         await _event(conn, booking_id, "deposit_" + outcome.status, actor, None)
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None
@@ -391,8 +504,9 @@ async def confirm(
 async def release(conn: Connection, principal: Principal, booking_id: uuid.UUID) -> Booking:
     async with conn.transaction():
         booking, actor = await _locked(conn, principal, booking_id)
-        await _record(conn, booking, "released", actor, None, "released")
+        await _check(conn, booking, "released", actor)
         await repo.update_booking(conn, booking_id, {"status": "released"})
+        await _record(conn, booking, "released", actor, None, "released")
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None
     return _out(updated)
@@ -406,12 +520,13 @@ async def cancel(conn: Connection, principal: Principal, booking_id: uuid.UUID, 
         assert calendar is not None
         late = booking["starts_at"] - utc_now() < timedelta(hours=calendar["free_cancel_hours"])
         fee = booking["deposit_minor"] if actor.kind == "customer" and late else 0
-        await _record(conn, booking, "cancelled", actor, reason, "cancelled")
+        await _check(conn, booking, "cancelled", actor)
         await repo.update_booking(
             conn,
             booking_id,
             {"status": "cancelled", "cancelled_by": actor.kind, "cancellation_fee_minor": fee},
         )
+        await _record(conn, booking, "cancelled", actor, reason, "cancelled")
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None
     return _out(updated)
@@ -439,8 +554,7 @@ async def reschedule(
             service["duration_min"],
             calendar["slot_step_min"],
         )
-        reason = f"rescheduled from {booking['starts_at'].isoformat()}"
-        await _record(conn, booking, "confirmed", actor, reason, "rescheduled")
+        await _check(conn, booking, "confirmed", actor)
         try:
             async with conn.transaction():
                 await repo.update_booking(
@@ -448,6 +562,8 @@ async def reschedule(
                 )
         except psycopg.errors.ExclusionViolation as exc:
             raise Conflict("the new time is already taken") from exc
+        reason = f"rescheduled from {booking['starts_at'].isoformat()}"
+        await _record(conn, booking, "confirmed", actor, reason, "rescheduled")
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None
     return _out(updated)
@@ -467,11 +583,12 @@ async def complete(
             raise InvalidInput("a try-before-buy visit needs its outcome: kept or returned")
         if booking["linked_order_id"] is None and body.trial_outcome is not None:
             raise InvalidInput("only a try-before-buy visit has a trial outcome")
-        await _record(conn, booking, "completed", actor, None, "completed")
+        await _check(conn, booking, "completed", actor)
         changes: dict[str, Any] = {"status": "completed"}
         if body.trial_outcome is not None:
             changes["trial_outcome"] = body.trial_outcome
         await repo.update_booking(conn, booking_id, changes)
+        await _record(conn, booking, "completed", actor, None, "completed")
         if body.trial_outcome == "returned":
             await orders.settle_trial_return(conn, booking["linked_order_id"], "home trial returned", refunds)
         if body.trial_outcome is not None:
@@ -479,6 +596,13 @@ async def complete(
         updated = await repo.get_booking(conn, booking_id)
         assert updated is not None
     return _out(updated)
+
+
+async def _release_by_system(conn: Connection, booking: dict[str, Any], reason: str) -> None:
+    """Release a locked hold as ``system`` (expiry, or an emergency taking its slot)."""
+    await _check(conn, booking, "released", SYSTEM)
+    await repo.update_booking(conn, booking["id"], {"status": "released"})
+    await _record(conn, booking, "released", SYSTEM, reason, "released")
 
 
 async def release_expired_holds(conn: Connection, now: datetime) -> int:
@@ -489,7 +613,6 @@ async def release_expired_holds(conn: Connection, now: datetime) -> int:
             booking = await repo.get_booking(conn, booking_id, for_update=True)
             if booking is None or booking["status"] != "held" or booking["hold_expires_at"] > now:
                 continue
-            await _record(conn, booking, "released", SYSTEM, "hold expired", "released")
-            await repo.update_booking(conn, booking_id, {"status": "released"})
+            await _release_by_system(conn, booking, "hold expired")
             released += 1
     return released

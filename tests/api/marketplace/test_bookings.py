@@ -386,3 +386,139 @@ async def test_returned_trial_undoes_the_sale(
         9,
         0,
     )  # the delivered sofa left stock; the cancelled one never did
+
+
+async def _calendar(client: AsyncTestClient[Litestar], plumber: dict[str, Any], **changes: Any) -> None:
+    response = await client.put(
+        f"/v1/providers/{plumber['provider']['id']}/calendar",
+        json={**plumber["calendar"], **changes},
+        headers=plumber["owner"].headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _queue(client: AsyncTestClient[Litestar], who: Actor, plumber: dict[str, Any]) -> Any:
+    return await client.get(f"/v1/providers/{plumber['provider']['id']}/bookings", headers=who.headers)
+
+
+URGENT = {"emergency": True, "emergency_reason": "burst pipe flooding the kitchen"}
+
+
+async def test_emergency_bookings_need_a_reason_are_audited_and_jump_the_queue(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    customer, stranger = await make_user(), await make_user()
+    day = _day()
+    for extra in (
+        {"emergency": True},  # no reason
+        {"emergency_reason": "just because"},  # a reason without the flag
+    ):
+        assert (await _hold(client, customer, plumber, _at(day, 9), **extra)).status_code == 422
+    no_start = await client.post(
+        "/v1/bookings", json={"service_id": plumber["service"]}, headers={**customer.headers, **_key()}
+    )
+    assert no_start.status_code == 422  # only an emergency may leave the start to the provider's calendar
+    assert await _count(conn) == 0
+
+    normal = (await _hold(client, customer, plumber, _at(day, 9))).json()
+    urgent = (await _hold(client, customer, plumber, _at(day, 15), **URGENT)).json()
+    assert urgent["emergency"] is True
+    assert urgent["emergency_reason"] == URGENT["emergency_reason"]
+    assert normal["emergency"] is False
+
+    queue = await _queue(client, plumber["owner"], plumber)
+    assert [b["id"] for b in queue.json()] == [urgent["id"], normal["id"]]  # later, yet first
+    assert (await _queue(client, stranger, plumber)).status_code in (403, 404)
+
+    audit = await (
+        await conn.execute("SELECT booking_id, reason, preempted FROM booking_emergency_audit")
+    ).fetchall()
+    assert [(a["booking_id"], a["reason"], a["preempted"]) for a in audit] == [
+        (uuid.UUID(urgent["id"]), URGENT["emergency_reason"], [])
+    ]
+    history = await (
+        await conn.execute("SELECT reason FROM booking_status_history WHERE booking_id = %s", (urgent["id"],))
+    ).fetchall()
+    assert [h["reason"] for h in history] == [f"emergency: {URGENT['emergency_reason']}"]
+    event = await (
+        await conn.execute("SELECT event_type, payload FROM outbox WHERE aggregate_id = %s", (urgent["id"],))
+    ).fetchone()
+    assert event["event_type"] == "booking.held"
+    assert event["payload"]["emergency"] is True
+
+
+async def test_an_emergency_takes_the_earliest_slot_and_preempts_normal_holds_only_if_allowed(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    # today and tomorrow are off, so "earliest" is 09:00 the day after, whatever the time of day
+    off = [{"day": _day(offset).isoformat(), "available": False} for offset in (0, 1)]
+    await _calendar(client, plumber, exceptions=off)
+    first_day = _day(2)
+    waiting, urgent_customer = await make_user(), await make_user()
+    normal = (await _hold(client, waiting, plumber, _at(first_day, 9))).json()
+
+    async def emergency() -> Any:
+        return await client.post(
+            "/v1/bookings",
+            json={"service_id": plumber["service"], **URGENT},
+            headers={**urgent_customer.headers, **_key()},
+        )
+
+    kept_out = (await emergency()).json()  # the policy is off: the hold stands, the next slot is taken
+    assert _local(kept_out["starts_at"]) == "10:30"  # 09:00-10:00 blocks until 10:15 (+ travel 15 min)
+    assert (await client.get(f"/v1/bookings/{normal['id']}", headers=waiting.headers)).json()[
+        "status"
+    ] == "held"
+
+    await _calendar(client, plumber, exceptions=off, emergency_preempts_holds=True)
+    bumped = (await emergency()).json()
+    assert _local(bumped["starts_at"]) == "09:00"
+    assert datetime.fromisoformat(bumped["starts_at"]).astimezone(KTM_TZ).date() == first_day
+    displaced = (await client.get(f"/v1/bookings/{normal['id']}", headers=waiting.headers)).json()
+    assert displaced["status"] == "released"
+    assert (
+        await client.post(f"/v1/bookings/{normal['id']}/confirm", headers=waiting.headers)
+    ).status_code == 409
+    history = await (
+        await conn.execute(
+            "SELECT to_status, actor_kind, reason FROM booking_status_history WHERE booking_id = %s "
+            "ORDER BY at, id",
+            (normal["id"],),
+        )
+    ).fetchall()
+    assert [(h["to_status"], h["actor_kind"]) for h in history] == [
+        ("held", "customer"),
+        ("released", "system"),
+    ]
+    assert bumped["id"] in history[-1]["reason"]
+    audit = await (
+        await conn.execute(
+            "SELECT preempted FROM booking_emergency_audit WHERE booking_id = %s", (bumped["id"],)
+        )
+    ).fetchone()
+    assert audit["preempted"] == [uuid.UUID(normal["id"])]
+    released = await (
+        await conn.execute(
+            "SELECT payload FROM outbox WHERE aggregate_id = %s AND event_type = 'booking.released'",
+            (normal["id"],),
+        )
+    ).fetchone()
+    assert released["payload"]["status"] == "released"  # events carry the booking after the change
+
+
+async def test_an_emergency_never_displaces_a_confirmed_booking(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    await _calendar(client, plumber, emergency_preempts_holds=True)
+    customer, urgent_customer = await make_user(), await make_user()
+    starts_at = _at(_day(), 11)
+    booking = (await _hold(client, customer, plumber, starts_at)).json()
+    await client.post(f"/v1/bookings/{booking['id']}/confirm", headers=customer.headers)
+    refused = await _hold(client, urgent_customer, plumber, starts_at, **URGENT)
+    assert refused.status_code == 409
+    assert (await client.get(f"/v1/bookings/{booking['id']}", headers=customer.headers)).json()[
+        "status"
+    ] == "confirmed"
+    assert await _count(conn) == 1
+    audit = await (await conn.execute("SELECT count(*) AS n FROM booking_emergency_audit")).fetchone()
+    assert audit["n"] == 0
