@@ -26,6 +26,8 @@ from api.domains.events.relay import background_relay
 from api.domains.matching.index import running_index
 from api.domains.payments.fraud import RulesFraudScorer
 from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
+from api.domains.scoring.eta import ServingPromiser
+from api.domains.scoring.fraud import ServingFraudScorer
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
@@ -71,7 +73,10 @@ def create_app(
             # payments: the marketplace's refund and deposit ports, and the confirm route's fraud scorer
             app.state.refund_gateway = OrderRefunds()
             app.state.deposit_gateway = BookingDeposits()
-            app.state.fraud_scorer = RulesFraudScorer()
+            app.state.fraud_scorer = ServingFraudScorer(app.state.scoring, rules=RulesFraudScorer())
+            # orders: the checkout's fraud check (the same model) and its ETA promise, from serving
+            app.state.checkout_risk = app.state.fraud_scorer
+            app.state.eta_promiser = ServingPromiser(app.state.scoring)
             # delivery: this worker's live-tracking feed (WebSocket fan-out from the event bus)
             app.state.live = await stack.enter_async_context(running_feed(url, settings))
             if run_relay:

@@ -38,10 +38,12 @@ async def insert_parent(conn: Connection, row: dict[str, Any]) -> None:
         """
         INSERT INTO orders (id, customer_id, city_id, currency, delivery_lat, delivery_lng, items_minor,
                             delivery_fee_minor, tax_minor, discount_minor, total_minor, promo_code, emergency,
-                            emergency_reason)
+                            emergency_reason, session_id, match_id, fraud_decision, fraud_score,
+                            fraud_reasons, fraud_scorer)
         VALUES (%(id)s, %(customer_id)s, %(city_id)s, %(currency)s, %(delivery_lat)s, %(delivery_lng)s,
                 %(items_minor)s, %(delivery_fee_minor)s, %(tax_minor)s, %(discount_minor)s, %(total_minor)s,
-                %(promo_code)s, %(emergency)s, %(emergency_reason)s)
+                %(promo_code)s, %(emergency)s, %(emergency_reason)s, %(session_id)s, %(match_id)s,
+                %(fraud_decision)s, %(fraud_score)s, %(fraud_reasons)s, %(fraud_scorer)s)
         """,
         row,
     )
@@ -52,13 +54,83 @@ async def insert_child(conn: Connection, row: dict[str, Any]) -> None:
         """
         INSERT INTO merchant_orders (id, parent_id, merchant_id, customer_id, city_id, currency, items_minor,
                                      delivery_fee_minor, tax_minor, discount_minor, total_minor, distance_m,
-                                     emergency, accept_by)
+                                     emergency, accept_by, eta_p50_s, eta_p90_s, eta_model, eta_degraded,
+                                     eta_promised_at)
         VALUES (%(id)s, %(parent_id)s, %(merchant_id)s, %(customer_id)s, %(city_id)s, %(currency)s,
                 %(items_minor)s, %(delivery_fee_minor)s, %(tax_minor)s, %(discount_minor)s, %(total_minor)s,
-                %(distance_m)s, %(emergency)s, %(accept_by)s)
+                %(distance_m)s, %(emergency)s, %(accept_by)s, %(eta_p50_s)s, %(eta_p90_s)s, %(eta_model)s,
+                %(eta_degraded)s, %(eta_promised_at)s)
         """,
         row,
     )
+
+
+async def city_clock(conn: Connection, city_id: str) -> dict[str, Any]:
+    row = await (
+        await conn.execute("SELECT id, timezone, country FROM cities WHERE id = %s", (city_id,))
+    ).fetchone()
+    assert row is not None, f"no city {city_id}"
+    return row
+
+
+async def fraud_signals(
+    conn: Connection, customer_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """What the fraud model reads about the customer and the device (the session's user agent + IP).
+
+    ``new_device``: no earlier session of this customer with this user agent (NULL when the
+    session is unknown); ``device_orders_1h``: checkouts from sessions with the same user agent
+    and IP in the last hour (any account); ``home_lat/lng``: the address labelled home, else the
+    oldest; ``prior_orders``: the customer's earlier checkouts.
+    """
+    row = await (
+        await conn.execute(
+            """
+            WITH cur AS (SELECT id, user_agent, ip, created_at FROM auth_sessions WHERE id = %(session)s),
+                 home AS (SELECT lat, lng FROM addresses
+                          WHERE user_id = %(customer)s AND erased_at IS NULL
+                          ORDER BY lower(coalesce(label, '')) = 'home' DESC, created_at LIMIT 1)
+            SELECT
+                (SELECT NOT EXISTS (SELECT 1 FROM auth_sessions s
+                                    WHERE s.user_id = %(customer)s AND s.id <> cur.id
+                                      AND s.created_at < cur.created_at
+                                      AND s.user_agent IS NOT DISTINCT FROM cur.user_agent)
+                 FROM cur) AS new_device,
+                (SELECT count(*) FROM orders o LEFT JOIN auth_sessions s ON s.id = o.session_id, cur
+                 WHERE o.created_at > %(now)s - interval '1 hour'
+                   AND (o.session_id = cur.id
+                        OR (cur.user_agent IS NOT NULL AND s.user_agent = cur.user_agent
+                            AND s.ip IS NOT DISTINCT FROM cur.ip))) AS device_orders_1h,
+                (SELECT lat FROM home) AS home_lat,
+                (SELECT lng FROM home) AS home_lng,
+                (SELECT count(*) FROM orders WHERE customer_id = %(customer)s) AS prior_orders
+            """,
+            {"session": session_id, "customer": customer_id, "now": now},
+        )
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+async def insert_fraud_assessment(conn: Connection, row: dict[str, Any]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO checkout_fraud_assessments (id, city_id, customer_id, order_id, scorer, degraded, score,
+                                                decision, outcome, reasons, inputs)
+        VALUES (%(id)s, %(city_id)s, %(customer_id)s, %(order_id)s, %(scorer)s, %(degraded)s, %(score)s,
+                %(decision)s, %(outcome)s, %(reasons)s, %(inputs)s)
+        """,
+        {**row, "inputs": Jsonb(row["inputs"])},
+    )
+
+
+async def fraud_assessments(conn: Connection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The customer's checkout assessments, oldest first."""
+    return await (
+        await conn.execute(
+            "SELECT * FROM checkout_fraud_assessments WHERE customer_id = %s ORDER BY at, id", (customer_id,)
+        )
+    ).fetchall()
 
 
 async def insert_items(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -251,3 +323,34 @@ async def insert_refund(conn: Connection, row: dict[str, Any]) -> None:
         """,
         {**row, "items": Jsonb(row["items"])},
     )
+
+
+# --- data rights (the profiles context's export and erasure) ---------------------------------
+
+
+async def orders_of_customer(conn: Connection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every checkout of the customer, each with its merchant orders and their items (JSON-ready)."""
+    cursor = await conn.execute(
+        """
+        SELECT to_jsonb(o) || jsonb_build_object('merchant_orders', coalesce((
+                   SELECT jsonb_agg(to_jsonb(mo) || jsonb_build_object('items', coalesce((
+                              SELECT jsonb_agg(to_jsonb(i) ORDER BY i.id)
+                              FROM order_items i WHERE i.order_id = mo.id), '[]'::jsonb))
+                          ORDER BY mo.id)
+                   FROM merchant_orders mo WHERE mo.parent_id = o.id), '[]'::jsonb)) AS checkout
+        FROM orders o WHERE o.customer_id = %s ORDER BY o.created_at, o.id
+        """,
+        (customer_id,),
+    )
+    return [row["checkout"] for row in await cursor.fetchall()]
+
+
+async def coarsen_delivery_points(conn: Connection, customer_id: uuid.UUID) -> int:
+    """Round the customer's delivery points to 2 decimals (about 1 km): the orders, their amounts
+    and the city stay for the books and for aggregate statistics; the doorstep does not."""
+    cursor = await conn.execute(
+        "UPDATE orders SET delivery_lat = round(delivery_lat::numeric, 2), "
+        "delivery_lng = round(delivery_lng::numeric, 2) WHERE customer_id = %s",
+        (customer_id,),
+    )
+    return cursor.rowcount

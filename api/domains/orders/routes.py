@@ -22,6 +22,7 @@ from api.domains.orders.schemas import (
     Transition,
     TransitionInput,
 )
+from api.domains.orders.service import Scoring
 from api.idempotency import IDEMPOTENCY_HEADER, require_key
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.security.principal import Principal
@@ -35,6 +36,11 @@ def _refund_gateway(state: State) -> RefundGateway:
     """Payments plugs its implementation into ``app.state.refund_gateway``; else the recording default."""
     gateway: RefundGateway = state.get("refund_gateway") or RecordingRefundGateway()
     return gateway
+
+
+def _scoring(state: State) -> Scoring:
+    """The serving-backed fraud check and ETA promiser ``create_app`` plugs in (none: unscored)."""
+    return Scoring(risk=state.get("checkout_risk"), promiser=state.get("eta_promiser"))
 
 
 class OrderController(Controller):
@@ -53,10 +59,13 @@ class OrderController(Controller):
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
+        state: State,
         idempotency_key: FromHeader[IdempotencyKey] = None,
     ) -> Response[Any]:
         key = require_key(idempotency_key)
-        status, body = await service.checkout(conn, principal, data, key=key, settings=settings)
+        status, body = await service.checkout(
+            conn, principal, data, key=key, settings=settings, scoring=_scoring(state)
+        )
         return Response(body, status_code=status)
 
     @get("/orders/{order_id:uuid}", operation_id="orders_get", summary="A checkout and its merchant orders")

@@ -22,6 +22,8 @@ OrderStatus = Literal[
     "refunded",
     "partially_refunded",
 ]
+PaymentMethod = Literal["card", "wallet", "cash"]
+FraudDecision = Literal["approve", "step_up", "review"]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
 
@@ -46,6 +48,11 @@ class CheckoutInput(Input, kw_only=True):
     emergency_reason: Reason | None = None
     expected_total_minor: AmountMinor | None = None
     """The total the client showed; a different server total refuses the checkout."""
+    payment_method: PaymentMethod | None = None
+    """How the customer means to pay (the fraud model weighs it); unknown when omitted."""
+    match_id: uuid.UUID | None = None
+    """The ``/v1/match`` answer the customer ordered from: ``order.created`` carries it, joining
+    the order to that match's impressions for the ranker's next training."""
 
 
 class TransitionInput(Input, kw_only=True):
@@ -78,6 +85,25 @@ class OrderLine(Output):
     refunded_quantity: int
 
 
+class EtaPromise(Output):
+    """When the order should arrive, in seconds from ``promised_at``: P50 and P90."""
+
+    p50_s: int
+    p90_s: int
+    promised_at: datetime
+    model: str | None
+    """``nearx-eta@<version>``; ``None`` when the routing heuristic answered."""
+    degraded: str | None
+    """Why the heuristic answered (``no_model``, ``features_unavailable``, ``over_budget``...)."""
+
+
+class FraudCheck(Output):
+    decision: FraudDecision
+    score: float
+    reasons: list[str]
+    scorer: str
+
+
 class MerchantOrder(Output):
     id: uuid.UUID
     parent_id: uuid.UUID
@@ -96,6 +122,8 @@ class MerchantOrder(Output):
     accept_by: datetime
     created_at: datetime
     items: list[OrderLine]
+    eta: EtaPromise | None
+    """The promise made at checkout (``None`` for orders placed before promises existed)."""
 
 
 class Order(Output):
@@ -111,6 +139,9 @@ class Order(Output):
     emergency: bool
     created_at: datetime
     merchant_orders: list[MerchantOrder]
+    fraud: FraudCheck | None
+    """The checkout's fraud assessment (``None`` when no scorer was plugged in)."""
+    match_id: uuid.UUID | None
 
 
 class Transition(Output):

@@ -24,10 +24,22 @@ from api.domains.catalog import repository as catalog_repo
 from api.domains.inventory import service as inventory
 from api.domains.merchants import service as merchants
 from api.domains.orders import repository as repo
-from api.domains.orders.ports import RefundGateway, RefundRequest
+from api.domains.orders.ports import (
+    CheckoutRisk,
+    CheckoutRiskScorer,
+    CityClock,
+    DeliveryLeg,
+    EtaPromiser,
+    PromisedEta,
+    RefundGateway,
+    RefundRequest,
+    RiskVerdict,
+)
 from api.domains.orders.pricing import Line, Promotion, delivery_fee, price_child
 from api.domains.orders.schemas import (
     CheckoutInput,
+    EtaPromise,
+    FraudCheck,
     MerchantOrder,
     Order,
     OrderLine,
@@ -49,6 +61,20 @@ from nearx.settings import Settings
 CUSTOMER_CANCEL_FEE_BP = 1000
 """A customer who cancels after the merchant accepted pays 10% of the items (the kitchen started)."""
 SCHEMA_VERSION = 1
+
+
+class StepUpRequired(Forbidden):
+    """The fraud check asks for a second factor: sign in with it and retry (same Idempotency-Key)."""
+
+    slug = "step-up-required"
+    assessment: dict[str, Any]
+
+
+class HeldForReview(Conflict):
+    """The fraud check sends this checkout to a person; nothing was ordered or charged."""
+
+    slug = "held-for-review"
+    assessment: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +126,15 @@ def _child_out(row: dict[str, Any], items: list[dict[str, Any]]) -> MerchantOrde
         accept_by=row["accept_by"],
         created_at=row["created_at"],
         items=[_line_out(item) for item in items],
+        eta=None
+        if row["eta_p50_s"] is None
+        else EtaPromise(
+            p50_s=row["eta_p50_s"],
+            p90_s=row["eta_p90_s"],
+            promised_at=row["eta_promised_at"],
+            model=row["eta_model"],
+            degraded=row["eta_degraded"],
+        ),
     )
 
 
@@ -125,16 +160,46 @@ async def _order_out(conn: Connection, parent: dict[str, Any]) -> Order:
         emergency=parent["emergency"],
         created_at=parent["created_at"],
         merchant_orders=await _children_out(conn, children),
+        fraud=None
+        if parent["fraud_decision"] is None
+        else FraudCheck(
+            decision=parent["fraud_decision"],
+            score=parent["fraud_score"],
+            reasons=list(parent["fraud_reasons"]),
+            scorer=parent["fraud_scorer"],
+        ),
+        match_id=parent["match_id"],
     )
 
 
 # --------------------------------------------------------------------------- checkout
 
 
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """The checkout's scorers (ports in :mod:`api.domains.orders.ports`); ``None``: not scored."""
+
+    risk: CheckoutRiskScorer | None = None
+    promiser: EtaPromiser | None = None
+
+
 async def checkout(
-    conn: Connection, principal: Principal, body: CheckoutInput, *, key: str, settings: Settings
+    conn: Connection,
+    principal: Principal,
+    body: CheckoutInput,
+    *,
+    key: str,
+    settings: Settings,
+    scoring: Scoring = Scoring(),
 ) -> tuple[int, Any]:
-    """Create (or replay) the orders of one cart; returns ``(status, body)``."""
+    """Create (or replay) the orders of one cart; returns ``(status, body)``.
+
+    The fraud check decides before anything is written: ``approve`` places the order;
+    ``step_up`` places it only in a session signed in with a second factor (else a 403
+    ``step-up-required``, and the retry with the same key after the second factor succeeds);
+    ``review`` refuses it (a 409 ``held-for-review``). Refused attempts keep their assessment
+    (``checkout_fraud_assessments``, written after the rollback) for review and as labels.
+    """
     if body.emergency and not body.emergency_reason:
         raise InvalidInput("an emergency order needs a reason (it is audited)")
     if not body.emergency and body.emergency_reason:
@@ -146,18 +211,29 @@ async def checkout(
     # Lazily free stock held by overdue orders first, in its own transaction, so a
     # failed checkout does not roll the release back.
     await expire_stale(conn, now, variant_ids)
-    async with conn.transaction():
-        stored = await idempotency.claim(conn, scope=scope, key=key, fingerprint=fingerprint)
-        if stored is not None:
-            return stored.status, stored.body
-        order = await _place(conn, principal, body, now=now, settings=settings)
-        result = msgspec.to_builtins(order)
-        await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
+    try:
+        async with conn.transaction():
+            stored = await idempotency.claim(conn, scope=scope, key=key, fingerprint=fingerprint)
+            if stored is not None:
+                return stored.status, stored.body
+            order = await _place(conn, principal, body, now=now, settings=settings, scoring=scoring)
+            result = msgspec.to_builtins(order)
+            await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
+    except (StepUpRequired, HeldForReview) as refused:
+        async with conn.transaction():
+            await repo.insert_fraud_assessment(conn, refused.assessment)
+        raise
     return 201, result
 
 
 async def _place(
-    conn: Connection, principal: Principal, body: CheckoutInput, *, now: datetime, settings: Settings
+    conn: Connection,
+    principal: Principal,
+    body: CheckoutInput,
+    *,
+    now: datetime,
+    settings: Settings,
+    scoring: Scoring,
 ) -> Order:
     variants = {
         row["variant_id"]: row
@@ -238,6 +314,8 @@ async def _place(
         )
 
     parent_id = new_id()
+    assessment = await _fraud_check(conn, principal, body, parent_id, city_id, children, grand, now, scoring)
+    promises = await _promises(conn, city_id, children, body, now, scoring)
     await repo.insert_parent(
         conn,
         {
@@ -251,8 +329,16 @@ async def _place(
             "promo_code": body.promo_code,
             "emergency": body.emergency,
             "emergency_reason": body.emergency_reason,
+            "session_id": principal.session_id,
+            "match_id": body.match_id,
+            "fraud_decision": assessment["decision"] if assessment else None,
+            "fraud_score": assessment["score"] if assessment else None,
+            "fraud_reasons": assessment["reasons"] if assessment else None,
+            "fraud_scorer": assessment["scorer"] if assessment else None,
         },
     )
+    if assessment is not None:
+        await repo.insert_fraud_assessment(conn, {**assessment, "order_id": parent_id})
     if body.emergency:
         assert body.emergency_reason is not None
         await repo.insert_emergency_audit(
@@ -264,7 +350,7 @@ async def _place(
             merchant_ids=merchant_ids,
         )
     accept_by = now + timedelta(seconds=settings.order_accept_timeout_s)
-    for child in children:
+    for child, promise in zip(children, promises, strict=True):
         merchant, totals = child["merchant"], child["totals"]
         child_id = new_id()
         await repo.insert_child(
@@ -284,6 +370,11 @@ async def _place(
                 "distance_m": child["distance"],
                 "emergency": body.emergency,
                 "accept_by": accept_by,
+                "eta_p50_s": promise.p50_s if promise else None,
+                "eta_p90_s": promise.p90_s if promise else None,
+                "eta_model": promise.model if promise else None,
+                "eta_degraded": promise.degraded if promise else None,
+                "eta_promised_at": now if promise else None,
             },
         )
         await repo.insert_items(
@@ -337,6 +428,10 @@ async def _place(
                 "total_minor": totals.total.amount_minor,
                 "emergency": body.emergency,
                 "accept_by": accept_by.isoformat(),
+                "match_id": str(body.match_id) if body.match_id else None,
+                "eta_p50_s": promise.p50_s if promise else None,
+                "eta_p90_s": promise.p90_s if promise else None,
+                "fraud_decision": assessment["decision"] if assessment else None,
             },
             city_id=city_id,
             schema_version=SCHEMA_VERSION,
@@ -344,6 +439,104 @@ async def _place(
     parent = await repo.get_parent(conn, parent_id)
     assert parent is not None
     return await _order_out(conn, parent)
+
+
+async def _fraud_check(
+    conn: Connection,
+    principal: Principal,
+    body: CheckoutInput,
+    checkout_id: uuid.UUID,
+    city_id: str,
+    children: list[dict[str, Any]],
+    grand: dict[str, Money],
+    now: datetime,
+    scoring: Scoring,
+) -> dict[str, Any] | None:
+    """Score the attempt; the assessment row to store, or raise when it may not be placed."""
+    if scoring.risk is None:
+        return None
+    main = max(children, key=lambda c: c["totals"].total.amount_minor)["merchant"]
+    signals = await repo.fraud_signals(conn, principal.user_id, principal.session_id, now)
+    home = signals["home_lat"], signals["home_lng"]
+    risk = CheckoutRisk(
+        checkout_id=checkout_id,
+        customer_id=principal.user_id,
+        merchant_id=main["id"],
+        category=main["category"],
+        total=grand["total"],
+        discount_minor=grand["discount"].amount_minor,
+        item_count=sum(line.quantity for child in children for line in child["lines"]),
+        promo_code=body.promo_code,
+        payment_method=body.payment_method,
+        new_device=signals["new_device"],
+        device_orders_1h=signals["device_orders_1h"] + 1,
+        dropoff_from_home_m=None
+        if home[0] is None
+        else haversine_m(home[0], home[1], body.delivery.lat, body.delivery.lng),
+        prior_orders=signals["prior_orders"],
+    )
+    verdict = await scoring.risk.assess_checkout(risk)
+    stepped_up = verdict.decision == "step_up" and principal.mfa
+    outcome = {"approve": "placed", "step_up": "placed" if stepped_up else "step_up_required"}.get(
+        verdict.decision, "held_for_review"
+    )
+    assessment = _assessment_row(risk, verdict, city_id, outcome, stepped_up)
+    if outcome == "step_up_required":
+        refused: StepUpRequired | HeldForReview = StepUpRequired(
+            "this checkout needs a second factor: verify it and retry", reasons=list(verdict.reasons)
+        )
+    elif outcome == "held_for_review":
+        refused = HeldForReview("this checkout is held for a manual review; nothing was ordered")
+    else:
+        return assessment
+    refused.assessment = assessment
+    raise refused
+
+
+def _assessment_row(
+    risk: CheckoutRisk, verdict: RiskVerdict, city_id: str, outcome: str, stepped_up: bool
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "city_id": city_id,
+        "customer_id": risk.customer_id,
+        "order_id": None,
+        "scorer": verdict.scorer,
+        "degraded": verdict.degraded,
+        "score": verdict.score,
+        "decision": verdict.decision,
+        "outcome": outcome,
+        "reasons": [*verdict.reasons, *(["second_factor_in_session"] if stepped_up else [])],
+        "inputs": msgspec.to_builtins(risk),
+    }
+
+
+async def _promises(
+    conn: Connection,
+    city_id: str,
+    children: list[dict[str, Any]],
+    body: CheckoutInput,
+    now: datetime,
+    scoring: Scoring,
+) -> list[PromisedEta | None]:
+    """The ETA promise of each merchant order (aligned with ``children``; ``None`` without a promiser)."""
+    if scoring.promiser is None:
+        return [None] * len(children)
+    city = await repo.city_clock(conn, city_id)
+    legs = [
+        DeliveryLeg(
+            merchant_id=child["merchant"]["id"],
+            category=child["merchant"]["category"],
+            h3_r7=child["merchant"]["h3_r7"],
+            pickup=(child["merchant"]["lat"], child["merchant"]["lng"]),
+            dropoff=(body.delivery.lat, body.delivery.lng),
+            prep_s=float(child["merchant"]["prep_time_min"]) * 60.0,
+        )
+        for child in children
+    ]
+    clock = CityClock(city["id"], city["timezone"], str(city["country"]).strip())
+    promises: list[PromisedEta | None] = list(await scoring.promiser.promise(clock, legs, now))
+    return promises
 
 
 # --------------------------------------------------------------------------- reading
