@@ -2,9 +2,9 @@
 
 The config is ``features/feature_store.yaml`` with its ``${VAR}``s filled from
 :class:`~nearx.settings.Settings` (registry and SQLite online store under
-``settings.home``); the online store becomes Redis when ``settings.redis_url`` is set,
-or PostgreSQL when asked for. Feast speaks pandas; everything NEARX passes in or gets
-back is Polars.
+``settings.home``); ``NEARX_FEAST_ONLINE`` picks the online store (``sqlite``, ``redis``
+or ``postgres``), and unset it is Redis when ``settings.redis_url`` is set, else SQLite.
+Feast speaks pandas; everything NEARX passes in or gets back is Polars.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 import yaml  # type: ignore[import-untyped]
 from feast import FeatureService, FeatureStore, RepoConfig
+from psycopg.conninfo import conninfo_to_dict
 
 from features import entities, services, views
 from features.transforms.windows import EVENT_TIMESTAMP
@@ -52,16 +53,26 @@ def redis_connection_string(url: str) -> str:
     return ",".join(parts)
 
 
+POSTGRES_ONLINE_SCHEMA = "feast_online"
+
+
 def postgres_online_config(url: str) -> dict[str, Any]:
-    parsed = urlparse(url)
+    """Feast's PostgreSQL online store fields from a libpq URL or DSN (psycopg parses it).
+
+    ``sslmode`` is the URL's, else ``prefer`` (libpq's default; Feast's own is ``require``,
+    which a local server without TLS refuses). One connection per store, as Feast defaults:
+    its pool does not return a connection when a query fails.
+    """
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
     return {
         "type": "postgres",
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "database": parsed.path.lstrip("/") or "postgres",
-        "user": parsed.username or "postgres",
-        "password": parsed.password or "",
-        "db_schema": "feast_online",
+        "host": params.get("host", "127.0.0.1"),
+        "port": int(params.get("port", 5432)),
+        "database": params.get("dbname", "postgres"),
+        "user": params.get("user", "postgres"),
+        "password": params.get("password", ""),
+        "sslmode": params.get("sslmode", "prefer"),
+        "db_schema": POSTGRES_ONLINE_SCHEMA,
     }
 
 
@@ -72,7 +83,8 @@ def repo_config(
     online: OnlineBackend | None = None,
     online_url: str | None = None,
 ) -> RepoConfig:
-    """The store config: the YAML with paths from ``settings``; online store by ``online`` or settings."""
+    """The store config: the YAML with paths from ``settings``; the online store by ``online`` (and
+    ``online_url``) when given, else by ``NEARX_FEAST_ONLINE``, ``NEARX_REDIS_URL`` and the database URL."""
     home = feast_dir(settings)
     home.mkdir(parents=True, exist_ok=True)
     text = Path(__file__).with_name("feature_store.yaml").read_text("utf-8")
@@ -82,16 +94,17 @@ def repo_config(
             NEARX_FEAST_ONLINE_PATH=str(home / "online.db"),
         )
     )
-    backend = online or ("redis" if settings.redis_url else "sqlite")
+    backend = online or settings.feast_online or ("redis" if settings.redis_url else "sqlite")
     if backend == "redis":
         url = online_url or settings.redis_url
         if not url:
             raise ValueError("the Redis online store needs a URL (NEARX_REDIS_URL)")
         raw["online_store"] = {"type": "redis", "connection_string": redis_connection_string(url)}
     elif backend == "postgres":
-        if not online_url:
-            raise ValueError("the PostgreSQL online store needs a URL")
-        raw["online_store"] = postgres_online_config(online_url)
+        url = online_url or settings.feast_postgres_url or settings.database_url
+        if not url:
+            raise ValueError("the PostgreSQL online store needs a URL (NEARX_FEAST_POSTGRES_URL)")
+        raw["online_store"] = postgres_online_config(url)
     directory = features_dir or default_features_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(**raw)

@@ -55,6 +55,11 @@ class Settings:
     port: int = 8000
     redis_url: str | None = None
     """Turns on the Redis-backed options (event bus, Feast online store) when set."""
+    feast_online: Literal["sqlite", "redis", "postgres"] | None = None
+    """The Feast online store; unset means Redis when ``NEARX_REDIS_URL`` is set, else SQLite under
+    ``home/feast``. ``postgres`` keeps online features in PostgreSQL (schema ``feast_online``)."""
+    feast_postgres_url: str | None = None
+    """The PostgreSQL online store's database; unset means ``NEARX_DATABASE_URL``."""
 
     jwt_keys: str = ""
     """``kid:secret`` pairs separated by commas; the first signs, all verify (rotation by kid)."""
@@ -170,6 +175,12 @@ class Settings:
                 raise SettingsError(f"production mode requires {', '.join(missing)}")
         if self.db_pool_min_size < 1 or self.db_pool_max_size < self.db_pool_min_size:
             raise SettingsError("pool sizes must satisfy 1 <= min <= max")
+        if self.feast_online == "redis" and not self.redis_url:
+            raise SettingsError("NEARX_FEAST_ONLINE=redis needs NEARX_REDIS_URL")
+        if self.feast_online == "postgres" and not (self.feast_postgres_url or self.database_url):
+            raise SettingsError(
+                "NEARX_FEAST_ONLINE=postgres needs NEARX_FEAST_POSTGRES_URL or NEARX_DATABASE_URL"
+            )
         if self.routing == "graph" and self.routing_pbf is None:
             raise SettingsError("NEARX_ROUTING=graph needs NEARX_ROUTING_PBF (an .osm.pbf extract)")
         return self

@@ -30,16 +30,31 @@ ML_TABLES: tuple[str, ...] = (
 
 
 class FeatureStoreResource(dg.ConfigurableResource["FeatureStoreResource"]):
-    """Where the Feast registry, online store and MLflow live (``home``), and the online backend."""
+    """Where the Feast registry, online store and MLflow live (``home``), and the online backend
+    (``online``: sqlite, redis or postgres; empty means Redis when ``redis_url`` is set, else SQLite)."""
 
     home: str
     redis_url: str = ""
+    online: str = ""
+    postgres_url: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeatureStoreResource:
+        return cls(
+            home=str(settings.home),
+            redis_url=settings.redis_url or "",
+            online=settings.feast_online or "",
+            postgres_url=settings.feast_postgres_url or settings.database_url or "",
+        )
 
     def settings(self) -> Settings:
-        values = {"NEARX_HOME": self.home}
-        if self.redis_url:
-            values["NEARX_REDIS_URL"] = self.redis_url
-        return load_settings(values)
+        values = {
+            "NEARX_HOME": self.home,
+            "NEARX_REDIS_URL": self.redis_url,
+            "NEARX_FEAST_ONLINE": self.online,
+            "NEARX_FEAST_POSTGRES_URL": self.postgres_url,
+        }
+        return load_settings({name: value for name, value in values.items() if value})
 
     def features_dir(self, lake: Path) -> Path:
         return lake / "features"

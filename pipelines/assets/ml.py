@@ -14,6 +14,4 @@ ml_job = dg.define_asset_job("ml", selection=dg.AssetSelection.groups("features"
 
 
 def ml_resources(settings: Settings) -> dict[str, FeatureStoreResource]:
-    return {
-        "feature_store": FeatureStoreResource(home=str(settings.home), redis_url=settings.redis_url or "")
-    }
+    return {"feature_store": FeatureStoreResource.from_settings(settings)}

@@ -16,9 +16,10 @@ ONLINE_KEY = dg.AssetKey(["features", "online"])
 @dg.asset(
     key=ONLINE_KEY,
     deps=[OFFLINE_KEY],
-    kinds={"feast", "sqlite", "redis"},
+    kinds={"feast", "sqlite", "redis", "postgres"},
     group_name="online",
-    description="Feast online store (SQLite under home, or Redis when NEARX_REDIS_URL is set).",
+    description="Feast online store: NEARX_FEAST_ONLINE (sqlite, redis or postgres); unset, SQLite under "
+    "home, or Redis when NEARX_REDIS_URL is set.",
 )
 def online_features(lake: LakeResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult[None]:
     from features.build import feature_table_path

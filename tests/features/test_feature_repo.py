@@ -2,8 +2,10 @@
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import polars as pl
+import psycopg
 import pytest
 from feast import FeatureStore
 
@@ -11,8 +13,20 @@ from features import views
 from features.build import feature_table_path
 from features.entities import ENTITIES
 from features.services import SERVICES
-from features.store import apply_repo, historical, materialize, online, open_store, redis_connection_string
+from features.store import (
+    POSTGRES_ONLINE_SCHEMA,
+    apply_repo,
+    historical,
+    materialize,
+    online,
+    open_store,
+    postgres_online_config,
+    redis_connection_string,
+    repo_config,
+)
 from features.transforms.windows import EVENT_TIMESTAMP
+from features.views import BATCH_VIEWS
+from nearx.settings import SettingsError, load_settings
 from tests.small_city import SmallCity
 
 
@@ -132,6 +146,57 @@ def test_online_redis_serves_the_newest_snapshot(city: SmallCity) -> None:
     )
     apply_repo(store)
     _materialize_and_read(store, city)
+
+
+def test_online_postgres_serves_the_newest_snapshot(city: SmallCity, db_url: str) -> None:
+    """Through settings, as serving opens it: ``NEARX_FEAST_ONLINE=postgres`` and the database URL."""
+    settings = load_settings(
+        {
+            "NEARX_HOME": str(city.settings.home),
+            "NEARX_FEAST_ONLINE": "postgres",
+            "NEARX_DATABASE_URL": db_url,
+        }
+    )
+    store = open_store(settings, city.features_dir)
+    assert store.config.online_store.type == "postgres"
+    apply_repo(store)
+    _materialize_and_read(store, city)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+            (POSTGRES_ONLINE_SCHEMA,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == len(BATCH_VIEWS)  # one online table per batch view, in its own schema
+
+
+def test_postgres_url_becomes_feast_online_config() -> None:
+    config = postgres_online_config("postgresql://nearx:p%40ss@db.internal:6432/platform?sslmode=require")
+    assert {k: config[k] for k in ("host", "port", "database", "user", "password", "sslmode")} == {
+        "host": "db.internal",
+        "port": 6432,
+        "database": "platform",
+        "user": "nearx",
+        "password": "p@ss",
+        "sslmode": "require",
+    }
+    assert postgres_online_config("postgresql://postgres@127.0.0.1/test")["sslmode"] == "prefer"
+
+
+def test_online_store_choice_needs_its_url(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="NEARX_FEAST_ONLINE=postgres needs"):
+        load_settings({"NEARX_HOME": str(tmp_path), "NEARX_FEAST_ONLINE": "postgres"})
+    with pytest.raises(SettingsError, match="NEARX_FEAST_ONLINE=redis needs NEARX_REDIS_URL"):
+        load_settings({"NEARX_HOME": str(tmp_path), "NEARX_FEAST_ONLINE": "redis"})
+    own = load_settings(
+        {
+            "NEARX_HOME": str(tmp_path),
+            "NEARX_FEAST_ONLINE": "postgres",
+            "NEARX_DATABASE_URL": "postgresql://app@db/platform",
+            "NEARX_FEAST_POSTGRES_URL": "postgresql://feast@features/online",
+        }
+    )
+    assert repo_config(own).online_store.host == "features"  # its own database wins
 
 
 def test_redis_url_becomes_feast_connection_string() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from nearx.settings import Settings
+from nearx.settings import Settings, load_settings
+from pipelines.assets.ml import ml_resources
 from pipelines.checks import check_names
 from pipelines.definitions import build_definitions
 from pipelines.extract import EXTRACT_TABLES
@@ -33,3 +36,17 @@ def test_every_mart_has_blocking_key_checks(settings: Settings) -> None:
         checks = {key.name for key in graph.get_check_keys_for_assets({dg.AssetKey(["marts", mart.name])})}
         assert checks == {name for name, _ in check_names(mart)}
         assert ("keys_unique_not_null", True) in check_names(mart)
+
+
+def test_feature_store_resource_follows_the_online_store_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "NEARX_HOME": str(tmp_path),
+            "NEARX_FEAST_ONLINE": "postgres",
+            "NEARX_DATABASE_URL": "postgresql://nearx@db.internal:5432/platform",
+        }
+    )
+    resource = ml_resources(settings)["feature_store"]
+    online = resource.store(tmp_path / "lake").config.online_store
+    assert (online.type, online.host, online.database) == ("postgres", "db.internal", "platform")
+    assert resource.settings().feast_online == "postgres"
