@@ -1,4 +1,4 @@
-"""Dispatch: one round's solve time at 500 and 2,000 open orders x available couriers, vs greedy.
+"""Dispatch: one round's solve time at 500 and 2,000 open orders x couriers, and a simulated day, vs greedy.
 
 Orders and couriers are spread over the Kathmandu valley (70 % around 40 hubs),
 the routing provider is the default haversine x circuity one. The measured time
@@ -7,15 +7,22 @@ min-cost matching (emergency phase then the rest) and order stacking. The anchor
 is the greedy nearest-courier baseline on the same input; the plan's total cost
 (seconds of predicted delivery time + emission penalty - fairness + waits) is
 reported for both so the quality gap is visible next to the speed gap.
+
+Then a simulated Kathmandu day (``bench/_dispatch_replay.py``: the city
+simulator's orders and fleet, a round every 30 s of simulated time) is replayed
+under each policy in the same run: mean and p90 delivery time (order created to
+dropped off) and the CO2e of every courier-km driven (``nearx.emissions``), with
+the simulator's fleet, half of it and a quarter of it.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 
+from bench._dispatch_replay import CityDay, city_day, replay
 from bench.result import Result
 from nearx.dispatch import (
     DispatchContext,
@@ -29,6 +36,8 @@ from nearx.routing import HaversineRouting, Mode
 
 BBOX = (27.60, 85.20, 27.80, 85.52)
 TARGET_MS = {2_000: 500.0}
+REPLAY_DAY = date(2026, 3, 2)  # a Monday
+ROUND_S = 30.0
 
 
 def _spread(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -64,6 +73,54 @@ def _instance(size: int) -> tuple[list[DispatchOrder], list[DispatchCourier]]:
         for i in range(size)
     ]
     return orders, couriers
+
+
+def _replay_results(case: str, day: CityDay) -> list[Result]:
+    greedy = replay(day, greedy_round, ROUND_S)
+    optimal = replay(day, optimal_round, ROUND_S)
+    anchor = "greedy nearest courier"
+    return [
+        Result(
+            "dispatch",
+            case,
+            "mean delivery time",
+            float(optimal.delivery_min.mean()),
+            "min",
+            anchor,
+            float(greedy.delivery_min.mean()),
+        ),
+        Result(
+            "dispatch",
+            case,
+            "p90 delivery time",
+            float(np.percentile(optimal.delivery_min, 90)),
+            "min",
+            anchor,
+            float(np.percentile(greedy.delivery_min, 90)),
+        ),
+        Result("dispatch", case, "CO2e, all courier legs", optimal.kg_co2e, "kg", anchor, greedy.kg_co2e),
+        Result("dispatch", case, "courier distance", optimal.distance_km, "km", anchor, greedy.distance_km),
+        Result(
+            "dispatch",
+            case,
+            "undelivered at day end + 4 h",
+            float(optimal.undelivered),
+            "orders",
+            anchor,
+            float(greedy.undelivered),
+        ),
+    ]
+
+
+def _simulated_days(quick: bool) -> list[Result]:
+    orders_per_day = 2_000 if quick else 10_000
+    day = city_day("kathmandu", REPLAY_DAY, orders_per_day)
+    fleet = f"{len(day.order_ids):,} deliveries, {len(day.courier_ids):,} couriers"
+    results = _replay_results(f"simulated day: {fleet}", day)
+    for step, share in ((2, "half"), (4, "a quarter of the")):
+        fewer = day.fleet_share(step)
+        results += _replay_results(f"simulated day, {share} fleet ({len(fewer.courier_ids):,})", fewer)
+    return results
 
 
 def run(quick: bool) -> list[Result]:
@@ -109,4 +166,4 @@ def run(quick: bool) -> list[Result]:
                 costs["greedy"] / 3600,
             ),
         ]
-    return results
+    return results + _simulated_days(quick)
