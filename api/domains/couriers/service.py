@@ -27,7 +27,7 @@ from api.domains.couriers.schemas import (
     Position,
     ShiftChange,
 )
-from api.domains.delivery import service as delivery
+from api.domains.delivery import rerouting
 from api.domains.identity import service as identity
 from api.domains.identity.audit import RequestContext
 from api.errors import Conflict, InvalidInput, NotFound
@@ -126,7 +126,7 @@ async def decide(
             raise Conflict(f"cannot approve a courier who is {courier['status']}")
         if target == "suspended" and courier["shift"] != "offline":
             await _transition(conn, courier, "shift", courier["shift"], "offline", admin.user_id, body.reason)
-            await delivery.release_courier(conn, courier_id, "courier suspended", admin.user_id, utc_now())
+            await rerouting.release_courier(conn, courier_id, "courier suspended", admin.user_id, utc_now())
             courier = await repo.set_state(conn, courier_id, "shift", "offline", utc_now())
         await _transition(conn, courier, "approval", courier["status"], target, admin.user_id, body.reason)
         updated = await repo.set_state(conn, courier_id, "status", target, utc_now())
@@ -144,7 +144,7 @@ async def change_shift(conn: Connection, principal: Principal, body: ShiftChange
             conn, courier, "shift", courier["shift"], body.shift, principal.user_id, body.reason
         )
         if body.shift == "offline":  # rerouting: unfinished work goes back to dispatch
-            await delivery.release_courier(
+            await rerouting.release_courier(
                 conn, courier["id"], "courier went offline", principal.user_id, utc_now()
             )
         return _out(await repo.set_state(conn, courier["id"], "shift", body.shift, utc_now()))
@@ -208,7 +208,8 @@ async def ingest_locations(conn: Connection, principal: Principal, body: Locatio
             )
         position = await repo.position(conn, courier["id"])
         if used and position and position["fixed_at"] == newest.at:  # it moved (not a late batch)
-            await delivery.courier_moved(conn, courier["id"], newest.lat, newest.lng, newest.at)
+            path = [(fix.lat, fix.lng) for fix in sorted(used, key=lambda fix: fix.at)]
+            await rerouting.courier_moved(conn, courier, path, newest.at, now)
     return LocationReceipt(
         used=len(used),
         flagged=len(fixes) - len(used),

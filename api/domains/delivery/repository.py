@@ -13,7 +13,7 @@ Row = dict[str, Any]
 _DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
     dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
     distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, frozen_by, eta_at,
-    eta_updated_at, created_at, updated_at"""
+    eta_updated_at, target_best_m, deviation_fixes, created_at, updated_at"""
 _OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
     offered_at, expires_at, responded_at, reason"""
 
@@ -372,10 +372,11 @@ async def customer_delivery(conn: Connection, delivery_id: uuid.UUID) -> Row | N
 
 
 async def tracked_deliveries(conn: Connection, courier_id: uuid.UUID) -> list[Row]:
-    """The deliveries a courier holds now: their customers follow the courier's position."""
+    """The deliveries a courier holds now (their customers follow the courier's position); one a
+    concurrent request is moving is skipped this time rather than waited for."""
     cur = await conn.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE courier_id = %s "
-        "AND status IN ('assigned', 'at_pickup', 'picked_up') ORDER BY id",
+        "AND status IN ('assigned', 'at_pickup', 'picked_up') ORDER BY id FOR UPDATE SKIP LOCKED",
         (courier_id,),
     )
     return [dict(row) for row in await cur.fetchall()]
@@ -409,3 +410,57 @@ async def try_dispatch_lock(conn: Connection, city_id: str) -> bool:
     )
     row = await cur.fetchone()
     return bool(row and row["ok"])
+
+
+_PROBLEM_COLUMNS = """id, delivery_id, city_id, courier_id, kind, reported_by, status_at, note, rerouted,
+    status, reported_at, resolved_at"""
+
+
+async def insert_problem(conn: Connection, row: Row) -> Row:
+    cur = await conn.execute(
+        f"""
+        INSERT INTO delivery_problems (id, delivery_id, city_id, courier_id, kind, reported_by, status_at,
+                                       note, rerouted, reported_at)
+        VALUES (%(id)s, %(delivery_id)s, %(city_id)s, %(courier_id)s, %(kind)s, %(reported_by)s,
+                %(status_at)s, %(note)s, %(rerouted)s, %(reported_at)s)
+        RETURNING {_PROBLEM_COLUMNS}
+        """,
+        row,
+    )
+    created = await cur.fetchone()
+    assert created is not None
+    return dict(created)
+
+
+async def open_problems(conn: Connection) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {_PROBLEM_COLUMNS} FROM delivery_problems WHERE status = 'open' ORDER BY reported_at, id"
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def set_deviation(conn: Connection, delivery_id: uuid.UUID, best_m: float, fixes: int) -> None:
+    """Deviation bookkeeping only: it does not count as progress (``updated_at`` stays)."""
+    await conn.execute(
+        "UPDATE deliveries SET target_best_m = %s, deviation_fixes = %s WHERE id = %s",
+        (best_m, fixes, delivery_id),
+    )
+
+
+async def silent_with_goods(conn: Connection, city_id: str, cutoff: datetime) -> list[Row]:
+    """Picked-up deliveries whose courier has sent no position and made no move since ``cutoff``,
+    not yet flagged to support."""
+    cur = await conn.execute(
+        f"""
+        SELECT {", ".join("d." + c.strip() for c in _DELIVERY_COLUMNS.split(","))}
+        FROM deliveries d LEFT JOIN courier_positions p ON p.courier_id = d.courier_id
+        WHERE d.city_id = %s AND d.status = 'picked_up' AND d.updated_at < %s
+          AND (p.fixed_at IS NULL OR p.fixed_at < %s)
+          AND NOT EXISTS (SELECT 1 FROM delivery_problems x WHERE x.delivery_id = d.id
+                          AND x.kind = 'courier_silent' AND x.status = 'open')
+        ORDER BY d.id
+        FOR UPDATE OF d SKIP LOCKED
+        """,
+        (city_id, cutoff, cutoff),
+    )
+    return [dict(row) for row in await cur.fetchall()]

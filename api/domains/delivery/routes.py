@@ -9,7 +9,7 @@ from litestar import Controller, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from api.domains.delivery import service
+from api.domains.delivery import rerouting, service, sos
 from api.domains.delivery.live import LiveHub, closing_on_refusal, courier_topic, delivery_topic, stream_to
 from api.domains.delivery.schemas import (
     Advance,
@@ -20,6 +20,8 @@ from api.domains.delivery.schemas import (
     LiveOffers,
     MyOffers,
     OfferResponse,
+    Problem,
+    ProblemReport,
     RoundReport,
     RoundRequest,
     SosIncident,
@@ -111,6 +113,20 @@ class CourierDeliveryController(Controller):
     ) -> Delivery:
         return await service.advance(conn, principal, delivery_id, data, settings)
 
+    @post(
+        "/deliveries/{delivery_id:uuid}/problem",
+        operation_id="couriers_report_problem",
+        summary="Cannot go on: back to dispatch (before pickup) or to support (after)",
+    )
+    async def report_problem(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        data: JSONBody[ProblemReport],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Problem:
+        return await rerouting.report_problem(conn, principal, delivery_id, data)
+
     @post("/sos", operation_id="couriers_sos", summary="Raise SOS with your position")
     async def sos(
         self,
@@ -118,7 +134,7 @@ class CourierDeliveryController(Controller):
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
     ) -> SosIncident:
-        return await service.raise_sos(conn, principal, data)
+        return await sos.raise_sos(conn, principal, data)
 
 
 class CustomerDeliveryController(Controller):
@@ -174,9 +190,17 @@ class DispatchAdminController(Controller):
     async def run_round(self, data: JSONBody[RoundRequest], conn: NamedDependency[Connection]) -> RoundReport:
         return await service.run_round(conn, data.city_id)
 
+    @get(
+        "/delivery-problems",
+        operation_id="admin_delivery_problems_open",
+        summary="Open delivery problems (reported, deviations, silent couriers), oldest first",
+    )
+    async def open_problems(self, conn: NamedDependency[Connection]) -> list[Problem]:
+        return await rerouting.open_problems(conn)
+
     @get("/sos", operation_id="admin_sos_open", summary="Open SOS incidents, oldest first")
     async def open_sos(self, conn: NamedDependency[Connection]) -> list[SosIncident]:
-        return await service.open_incidents(conn)
+        return await sos.open_incidents(conn)
 
     @post(
         "/sos/{incident_id:uuid}/resolve",
@@ -191,7 +215,7 @@ class DispatchAdminController(Controller):
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
     ) -> SosIncident:
-        return await service.resolve_sos(conn, principal, incident_id, data.resolution)
+        return await sos.resolve_sos(conn, principal, incident_id, data.resolution)
 
     @get(
         "/deliveries/{delivery_id:uuid}/history", operation_id="admin_delivery_history", summary="Transitions"

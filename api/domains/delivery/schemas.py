@@ -27,6 +27,8 @@ class RoundReport(Output):
     waiting: int
     """Pending deliveries no courier could take this round."""
     total_cost_s: float
+    silent_alerts: int = 0
+    """Couriers holding picked-up goods who went silent, flagged to support this round."""
 
 
 class Offer(Output):
@@ -185,3 +187,28 @@ class LiveOffers(Output, tag_field="type", tag="offers"):
 
 LiveMessage = LiveStatus | LiveEta | LivePosition | LiveOffer | LiveOfferClosed
 """Messages on a live channel after its snapshot (``type`` tells them apart)."""
+
+
+ReportedProblem = Literal[
+    "vehicle_breakdown", "cannot_reach_pickup", "merchant_closed", "unsafe_area", "other"
+]
+
+
+class ProblemReport(Input):
+    kind: ReportedProblem
+    note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class Problem(Output):
+    id: uuid.UUID
+    delivery_id: uuid.UUID
+    courier_id: uuid.UUID | None
+    kind: str
+    reported_by: str
+    """``courier``, or ``system`` for a detected route deviation or a courier gone silent."""
+    status_at: str
+    note: str | None
+    rerouted: bool
+    """``True`` when the delivery went back to dispatch; picked-up goods stay with support instead."""
+    status: str
+    reported_at: datetime

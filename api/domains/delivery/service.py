@@ -20,8 +20,9 @@ import msgspec
 from psycopg.types.json import Jsonb
 
 from api.domains.delivery import repository as repo
-from api.domains.delivery.eta import city_eta, door_eta
-from api.domains.delivery.live import POSITIONS_CHANNEL, CourierFix, TrackedDelivery, shown_position
+from api.domains.delivery import rerouting, transitions
+from api.domains.delivery.eta import city_eta
+from api.domains.delivery.live import shown_position
 from api.domains.delivery.schemas import (
     Advance,
     CustomerDelivery,
@@ -31,8 +32,6 @@ from api.domains.delivery.schemas import (
     MyOffers,
     Offer,
     RoundReport,
-    SosIncident,
-    SosInput,
     TrackedPosition,
 )
 from api.domains.identity.digests import digests_match, keyed_digest
@@ -44,7 +43,6 @@ from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, opti
 from nearx.emissions import delivery_emission
 from nearx.geo import haversine_m
 from nearx.ids import new_id
-from nearx.outbox import append_event
 from nearx.routing import HaversineRouting, Mode
 from nearx.settings import Settings
 
@@ -60,16 +58,6 @@ STALL_AFTER = timedelta(minutes=10)
 _TRACKED = ("assigned", "at_pickup", "picked_up")
 """Statuses in which a courier holds the delivery and its customer follows them."""
 
-_VERBS = {
-    "pending": "requested",
-    "offered": "offered",
-    "assigned": "assigned",
-    "at_pickup": "arrived_at_pickup",
-    "picked_up": "picked_up",
-    "delivered": "delivered",
-    "cancelled": "cancelled",
-}
-
 
 async def run_round(conn: Connection, city_id: str, *, now: datetime | None = None) -> RoundReport:
     """One dispatch round for a city, in one transaction (rows other rounds hold are skipped)."""
@@ -82,11 +70,12 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
         opened = 0
         for row in await repo.orders_needing_delivery(conn, city_id, now):
             created = await repo.insert_delivery(conn, {**row, "id": new_id()})
-            await _record(conn, created, None, "pending", "system", None, None, now)
+            await transitions.record(conn, created, None, "pending", "system", None, None, now)
             opened += 1
         expired = await _expire_offers(conn, city_id, now)
         for delivery in await repo.stalled(conn, city_id, now - STALL_AFTER):
-            await _release(conn, delivery, "courier stalled", now)
+            await transitions.release(conn, delivery, "courier stalled", now)
+        silent = await rerouting.alert_silent_couriers(conn, city_id, now)
         pending = await repo.pending_deliveries(conn, city_id)
         couriers = await repo.free_couriers(conn, city_id)
         refused = await repo.refused_pairs(conn, [row["id"] for row in pending])
@@ -140,7 +129,7 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
                     "status": "pending",
                 }
                 await repo.insert_offer(conn, offer)
-                await _move(conn, delivery, "offered", "system", None, None, now, {}, offer=offer)
+                await transitions.move(conn, delivery, "offered", "system", None, None, now, {}, offer=offer)
                 offered += 1
     return RoundReport(
         round_id=round_id,
@@ -149,11 +138,12 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
         offered=offered,
         waiting=len(plan.unassigned),
         total_cost_s=plan.total_cost_s,
+        silent_alerts=silent,
     )
 
 
 async def my_offers(conn: Connection, principal: Principal) -> MyOffers:
-    courier = await _courier(conn, principal)
+    courier = await transitions.courier_of(conn, principal)
     pending = await repo.offers_of(conn, courier["id"], "pending")
     return MyOffers(
         pending=[msgspec.convert(row, Offer) for row in pending],
@@ -162,7 +152,7 @@ async def my_offers(conn: Connection, principal: Principal) -> MyOffers:
 
 
 async def courier_id_of(conn: Connection, principal: Principal) -> uuid.UUID:
-    courier_id: uuid.UUID = (await _courier(conn, principal))["id"]
+    courier_id: uuid.UUID = (await transitions.courier_of(conn, principal))["id"]
     return courier_id
 
 
@@ -172,7 +162,7 @@ async def respond(
     """Accept (the delivery is yours) or decline (it goes back to dispatch, never to you again)."""
     now = utc_now()
     async with conn.transaction():
-        courier = await _courier(conn, principal)
+        courier = await transitions.courier_of(conn, principal)
         offer = await repo.offer(conn, offer_id, lock=True)
         if offer is None or offer["courier_id"] != courier["id"]:
             raise NotFound("no such offer")
@@ -181,7 +171,7 @@ async def respond(
         delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
         assert delivery is not None
         if offer["expires_at"] <= now:
-            await _refuse(conn, offer, delivery, "expired", "timed out", now)
+            await transitions.refuse(conn, offer, delivery, "expired", "timed out", now)
             raise Conflict("this offer has expired")
         if accept:
             position = await repo.courier_position(conn, courier["id"])
@@ -189,7 +179,7 @@ async def respond(
             changes = {"courier_id": courier["id"]}
             if position:
                 changes |= {"assigned_from_lat": position["lat"], "assigned_from_lng": position["lng"]}
-            updated = await _move(
+            updated = await transitions.move(
                 conn,
                 delivery,
                 "assigned",
@@ -200,9 +190,13 @@ async def respond(
                 changes,
                 offer={**offer, "status": "accepted"},
             )
-            updated = await _refresh_eta(conn, updated, Mode(courier["mode"]), position, now, "assigned")
+            updated = await transitions.refresh_eta(
+                conn, updated, Mode(courier["mode"]), position, now, "assigned"
+            )
             return _out(updated)
-        updated = await _refuse(conn, offer, delivery, "declined", reason, now, actor_id=principal.user_id)
+        updated = await transitions.refuse(
+            conn, offer, delivery, "declined", reason, now, actor_id=principal.user_id
+        )
     return _out(updated)
 
 
@@ -218,7 +212,7 @@ async def advance(
     now = utc_now()
     wrong_code = False
     async with conn.transaction():
-        courier = await _courier(conn, principal)
+        courier = await transitions.courier_of(conn, principal)
         delivery = await repo.delivery(conn, delivery_id, lock=True)
         if delivery is None or delivery["courier_id"] != courier["id"]:
             raise NotFound("no such delivery among yours")
@@ -234,13 +228,19 @@ async def advance(
                 wrong_code = True
             else:
                 changes = await _emissions(conn, delivery, Mode(courier["mode"])) | {"proof": Jsonb(proof)}
+        if body.to == "picked_up":  # the target is the drop-off now: deviation tracking starts afresh
+            changes = {"target_best_m": None, "deviation_fixes": 0}
         if not wrong_code:
-            updated = await _move(conn, delivery, body.to, "courier", principal.user_id, None, now, changes)
+            updated = await transitions.move(
+                conn, delivery, body.to, "courier", principal.user_id, None, now, changes
+            )
             if body.to == "delivered":
                 await repo.restart_idle_clock(conn, courier["id"], now)
             if body.to == "picked_up":
                 position = await repo.courier_position(conn, courier["id"])
-                updated = await _refresh_eta(conn, updated, Mode(courier["mode"]), position, now, "picked_up")
+                updated = await transitions.refresh_eta(
+                    conn, updated, Mode(courier["mode"]), position, now, "picked_up"
+                )
     if wrong_code:
         raise InvalidInput("the handover code is not right")
     return _out(updated)
@@ -309,27 +309,8 @@ async def customer_view(conn: Connection, principal: Principal, delivery_id: uui
     )
 
 
-async def courier_moved(
-    conn: Connection, courier_id: uuid.UUID, lat: float, lng: float, at: datetime
-) -> None:
-    """A courier's latest position moved: tell the live feeds of the deliveries they hold.
-
-    Runs in the ingestion transaction; the NOTIFY goes out only if it commits.
-    """
-    held = await repo.tracked_deliveries(conn, courier_id)
-    if not held:
-        return
-    fix = CourierFix(
-        lat=lat,
-        lng=lng,
-        at=at,
-        deliveries=[TrackedDelivery(id=row["id"], status=row["status"]) for row in held],
-    )
-    await repo.notify_position(conn, POSITIONS_CHANNEL, fix.encode())
-
-
 async def get_for_courier(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
-    courier = await _courier(conn, principal)
+    courier = await transitions.courier_of(conn, principal)
     delivery = await repo.delivery(conn, delivery_id)
     if delivery is None or delivery["courier_id"] != courier["id"]:
         raise NotFound("no such delivery among yours")
@@ -363,252 +344,14 @@ async def _emissions(conn: Connection, delivery: dict[str, Any], mode: Mode) -> 
     }
 
 
-async def release_courier(
-    conn: Connection, courier_id: uuid.UUID, reason: str, actor_id: uuid.UUID | None, now: datetime
-) -> int:
-    """Rerouting: withdraw a courier's offers and return their not-yet-picked-up work to dispatch.
-
-    Refuses (409) while the courier carries picked-up goods: those must be
-    delivered (or handed over by support), not silently re-dispatched. Runs in
-    the caller's transaction (the shift change that triggered it).
-    """
-    if await repo.work_of(conn, courier_id, ("picked_up",)):
-        raise Conflict("deliver the order you picked up before going offline")
-    returned = 0
-    for offer in await repo.offers_of(conn, courier_id, "pending"):
-        delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
-        assert delivery is not None
-        await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
-        withdrawn = {**offer, "status": "withdrawn"}
-        await _move(conn, delivery, "pending", "system", actor_id, reason, now, {}, offer=withdrawn)
-        returned += 1
-    for delivery in await repo.work_of(conn, courier_id, ("assigned", "at_pickup")):
-        await _release(conn, delivery, reason, now, actor_id=actor_id)
-        returned += 1
-    return returned
-
-
-async def _release(
-    conn: Connection,
-    delivery: dict[str, Any],
-    reason: str,
-    now: datetime,
-    *,
-    actor_id: uuid.UUID | None = None,
-) -> None:
-    """Take an assigned delivery back (its history stays); that courier is not offered it again."""
-    offer = await repo.accepted_offer(conn, delivery["id"], delivery["courier_id"])
-    if offer is not None:
-        await repo.close_offer(conn, offer["id"], "withdrawn", reason, now)
-        offer = {**offer, "status": "withdrawn"}
-    changes = {"courier_id": None, "assigned_from_lat": None, "assigned_from_lng": None}
-    released = await _move(conn, delivery, "pending", "system", actor_id, reason, now, changes, offer=offer)
-    await _set_eta(conn, released, None, "returned to dispatch", now)
-
-
-async def raise_sos(conn: Connection, principal: Principal, body: SosInput) -> SosIncident:
-    """A courier's SOS: recorded with position, the courier's deliveries frozen, support alerted first."""
-    now = utc_now()
-    async with conn.transaction():
-        courier = await _courier(conn, principal)
-        incident_id = new_id()
-        await repo.insert_sos(
-            conn,
-            {
-                "id": incident_id,
-                "city_id": courier["city_id"],
-                "raised_by": principal.user_id,
-                "courier_id": courier["id"],
-                "lat": body.lat,
-                "lng": body.lng,
-                "note": body.note,
-                "raised_at": now,
-            },
-        )
-        frozen = await repo.freeze(conn, courier["id"], incident_id)
-        await append_event(
-            conn,
-            event_type="sos.raised",
-            aggregate_type="sos",
-            aggregate_id=incident_id,
-            payload={
-                "priority": "critical",
-                "courier_id": str(courier["id"]),
-                "lat": body.lat,
-                "lng": body.lng,
-                "deliveries": [str(delivery_id) for delivery_id in frozen],
-            },
-            city_id=courier["city_id"],
-        )
-        incident = await repo.sos(conn, incident_id)
-    return msgspec.convert(incident, SosIncident)
-
-
-async def open_incidents(conn: Connection) -> list[SosIncident]:
-    return [msgspec.convert(row, SosIncident) for row in await repo.open_sos(conn)]
-
-
-async def resolve_sos(
-    conn: Connection, admin: Principal, incident_id: uuid.UUID, resolution: str
-) -> SosIncident:
-    async with conn.transaction():
-        incident = await repo.sos(conn, incident_id, lock=True)
-        if incident is None:
-            raise NotFound("no such SOS incident")
-        if incident["status"] != "open":
-            raise Conflict("this SOS is already resolved")
-        resolved = await repo.resolve_sos(conn, incident_id, admin.user_id, resolution, utc_now())
-        await append_event(
-            conn,
-            event_type="sos.resolved",
-            aggregate_type="sos",
-            aggregate_id=incident_id,
-            payload={"resolution": resolution, "by": str(admin.user_id)},
-            city_id=incident["city_id"],
-        )
-    return msgspec.convert(resolved, SosIncident)
-
-
 async def _expire_offers(conn: Connection, city_id: str, now: datetime) -> int:
     expired = await repo.expired_offers(conn, city_id, now)
     for offer in expired:
         delivery = await repo.delivery(conn, offer["delivery_id"], lock=True)
         assert delivery is not None
-        await _refuse(conn, offer, delivery, "expired", "timed out", now)
+        await transitions.refuse(conn, offer, delivery, "expired", "timed out", now)
     return len(expired)
-
-
-async def _refuse(
-    conn: Connection,
-    offer: dict[str, Any],
-    delivery: dict[str, Any],
-    status: str,
-    reason: str | None,
-    now: datetime,
-    *,
-    actor_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
-    await repo.close_offer(conn, offer["id"], status, reason, now)
-    await repo.add_decline(conn, delivery["id"])
-    delivery = {**delivery, "declines": delivery["declines"] + 1}
-    closed = {**offer, "status": status}
-    return await _move(
-        conn, delivery, "pending", "system", actor_id, f"offer {status}", now, {}, offer=closed
-    )
-
-
-async def _move(
-    conn: Connection,
-    delivery: dict[str, Any],
-    to_status: str,
-    actor: str,
-    actor_id: uuid.UUID | None,
-    reason: str | None,
-    now: datetime,
-    changes: dict[str, Any],
-    *,
-    offer: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Refuse a move the table doesn't allow for this actor, or any move while SOS-frozen (409).
-
-    ``offer`` is the offer the move made or closed: its event carries it, so the
-    courier's live channel learns of it.
-    """
-    if delivery["frozen_by"] is not None:
-        raise Conflict("this delivery is frozen by an open SOS; support will resolve it")
-    if not await repo.allowed(conn, delivery["status"], to_status, actor):
-        raise Conflict(f"a delivery cannot go from {delivery['status']} to {to_status}")
-    updated = await repo.update_delivery(conn, delivery["id"], {"status": to_status, **changes}, now)
-    await _record(conn, updated, delivery["status"], to_status, actor, actor_id, reason, now, offer=offer)
-    return updated
-
-
-async def _record(
-    conn: Connection,
-    delivery: dict[str, Any],
-    from_status: str | None,
-    to_status: str,
-    actor: str,
-    actor_id: uuid.UUID | None,
-    reason: str | None,
-    now: datetime,
-    *,
-    offer: dict[str, Any] | None = None,
-) -> None:
-    await repo.record_transition(
-        conn,
-        {
-            "id": new_id(),
-            "delivery_id": delivery["id"],
-            "city_id": delivery["city_id"],
-            "from_status": from_status,
-            "to_status": to_status,
-            "actor": actor,
-            "actor_id": actor_id,
-            "reason": reason,
-            "at": now,
-        },
-    )
-    payload: dict[str, Any] = {
-        "delivery_id": str(delivery["id"]),
-        "merchant_order_id": str(delivery["merchant_order_id"]),
-        "from": from_status,
-        "to": to_status,
-        "courier_id": str(delivery["courier_id"]) if delivery["courier_id"] else None,
-    }
-    if to_status == "delivered":
-        payload |= {key: delivery[key] for key in ("mode", "distance_m", "kg_co2e", "baseline_kg_co2e")}
-    if offer is not None:
-        payload["offer"] = {
-            key: offer[key] for key in ("id", "courier_id", "status", "expires_at", "dropoff_eta_s")
-        }
-    returned = to_status == "pending" and from_status is not None  # declined, expired or rerouted
-    await append_event(
-        conn,
-        event_type=f"delivery.{'returned' if returned else _VERBS[to_status]}",
-        aggregate_type="delivery",
-        aggregate_id=delivery["id"],
-        payload=payload,
-        city_id=delivery["city_id"],
-    )
-
-
-async def _courier(conn: Connection, principal: Principal) -> dict[str, Any]:
-    courier = await repo.courier_of_user(conn, principal.user_id)
-    if courier is None:
-        raise NotFound("you have no courier profile")
-    return courier
 
 
 def _out(row: dict[str, Any]) -> Delivery:
     return msgspec.convert(row, Delivery)
-
-
-async def _refresh_eta(
-    conn: Connection,
-    delivery: dict[str, Any],
-    mode: Mode,
-    position: dict[str, Any] | None,
-    now: datetime,
-    reason: str,
-) -> dict[str, Any]:
-    """Predict the hand-over time from the courier's position and store it on the delivery."""
-    city = await repo.city(conn, delivery["city_id"])
-    assert city is not None
-    start = (position["lat"], position["lng"]) if position else None
-    return await _set_eta(conn, delivery, door_eta(city_eta(city), delivery, mode, start, now), reason, now)
-
-
-async def _set_eta(
-    conn: Connection, delivery: dict[str, Any], eta_at: datetime | None, reason: str, now: datetime
-) -> dict[str, Any]:
-    updated = await repo.update_delivery(conn, delivery["id"], {"eta_at": eta_at, "eta_updated_at": now}, now)
-    await append_event(
-        conn,
-        event_type="delivery.eta_updated",
-        aggregate_type="delivery",
-        aggregate_id=delivery["id"],
-        payload={"delivery_id": str(delivery["id"]), "eta_at": eta_at, "reason": reason},
-        city_id=delivery["city_id"],
-    )
-    return updated
