@@ -31,3 +31,21 @@ async def owned(conn: Connection, owner_id: uuid.UUID, keys: Sequence[str], purp
         )
     ).fetchall()
     return {row["key"] for row in rows}
+
+
+async def owned_by(conn: Connection, owner_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Metadata of everything the user uploaded, oldest first (data export)."""
+    cursor = await conn.execute(
+        "SELECT key, purpose, content_type, size_bytes, sha256, created_at FROM stored_objects "
+        "WHERE owner_id = %s ORDER BY created_at, key",
+        (owner_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def delete_owned(conn: Connection, owner_id: uuid.UUID, purpose: str) -> list[str]:
+    """Delete the metadata of the user's objects of one purpose; returns their keys."""
+    cursor = await conn.execute(
+        "DELETE FROM stored_objects WHERE owner_id = %s AND purpose = %s RETURNING key", (owner_id, purpose)
+    )
+    return [row["key"] for row in await cursor.fetchall()]

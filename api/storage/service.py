@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from api.errors import InvalidInput, NotFound
 from api.security.principal import Principal, Role
@@ -67,3 +68,21 @@ async def require_owned(conn: Connection, owner_id: uuid.UUID, keys: Sequence[st
     missing = sorted(set(keys) - await repo.owned(conn, owner_id, keys, purpose))
     if missing:
         raise InvalidInput(f"unknown {purpose} keys: {', '.join(missing)}")
+
+
+async def uploads_of(conn: Connection, owner_id: uuid.UUID) -> list[dict[str, Any]]:
+    """What the user uploaded (metadata, not the bytes), for a data export."""
+    return await repo.owned_by(conn, owner_id)
+
+
+async def forget_documents(conn: Connection, owner_id: uuid.UUID) -> list[str]:
+    """Inside the account-erasure transaction: drop the metadata of the user's documents (identity
+    and business papers); media (product pictures) stays. Returns the keys whose bytes to delete
+    with :func:`delete_objects` once that transaction has committed."""
+    return await repo.delete_owned(conn, owner_id, "document")
+
+
+async def delete_objects(store: ObjectStore, keys: Sequence[str]) -> None:
+    """Delete the bytes of ``keys`` (a missing object is already deleted)."""
+    for key in keys:
+        await asyncio.to_thread(store.delete, key)

@@ -198,3 +198,32 @@ async def online_in_city(conn: Connection, city_id: str) -> list[Row]:
         (city_id,),
     )
     return [dict(row) for row in await cur.fetchall()]
+
+
+# --- data rights (export and erasure of a courier's own data) --------------------------------
+
+
+async def track_of(conn: Connection, courier_id: uuid.UUID) -> list[Row]:
+    """Every fix the courier sent, oldest first (the day partitions are scanned by courier key)."""
+    cur = await conn.execute(
+        "SELECT fixed_at, lat, lng, accuracy_m, speed_mps, flags, received_at FROM courier_track "
+        "WHERE courier_id = %s ORDER BY fixed_at",
+        (courier_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def erase_whereabouts(conn: Connection, courier_id: uuid.UUID) -> int:
+    """Forget the live position, round the kept track to 2 decimals (about 1 km, enough for city
+    statistics) and drop the identity documents and plate; returns the track rows coarsened."""
+    await conn.execute("DELETE FROM courier_positions WHERE courier_id = %s", (courier_id,))
+    await conn.execute(
+        "UPDATE couriers SET documents = '[]', vehicle_plate = NULL, updated_at = now() WHERE id = %s",
+        (courier_id,),
+    )
+    cur = await conn.execute(
+        "UPDATE courier_track SET lat = round(lat::numeric, 2), lng = round(lng::numeric, 2) "
+        "WHERE courier_id = %s",
+        (courier_id,),
+    )
+    return cur.rowcount

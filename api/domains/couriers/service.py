@@ -27,6 +27,7 @@ from api.domains.couriers.schemas import (
     Position,
     ShiftChange,
 )
+from api.domains.delivery import repository as delivery_repo
 from api.domains.delivery import rerouting
 from api.domains.identity import service as identity
 from api.domains.identity.audit import RequestContext
@@ -262,3 +263,38 @@ async def _transition(
         payload={"courier_id": str(courier["id"]), "machine": machine, "from": from_state, "to": to_state},
         city_id=courier["city_id"],
     )
+
+
+# --- data rights (called by the profiles context) --------------------------------------------
+
+
+async def export_courier(conn: Connection, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The user's courier profile, its history, live position, GPS track and deliveries (JSON-ready),
+    or ``None`` for a user who never applied."""
+    courier = await repo.by_user(conn, user_id)
+    if courier is None:
+        return None
+    export: dict[str, Any] = msgspec.to_builtins(
+        {
+            "profile": _out(courier),
+            "history": await repo.history(conn, courier["id"]),
+            "position": await repo.position(conn, courier["id"]),
+            "track": await repo.track_of(conn, courier["id"]),
+            "deliveries": await delivery_repo.deliveries_of_courier(conn, courier["id"]),
+        }
+    )
+    return export
+
+
+async def erase_courier(conn: Connection, user_id: uuid.UUID) -> None:
+    """Account deletion, inside its transaction: forget the live position, coarsen the track and
+    the acceptance points, drop documents and plate. The profile row, its history and the
+    deliveries stay: payouts and the books reference them. A courier still on shift must go
+    offline first (409), which hands their unfinished work back to dispatch."""
+    courier = await repo.by_user(conn, user_id, lock=True)
+    if courier is None:
+        return
+    if courier["shift"] != "offline":
+        raise Conflict("go offline before deleting your account: your open work returns to dispatch")
+    await repo.erase_whereabouts(conn, courier["id"])
+    await delivery_repo.coarsen_courier_points(conn, courier["id"])

@@ -464,3 +464,102 @@ async def silent_with_goods(conn: Connection, city_id: str, cutoff: datetime) ->
         (city_id, cutoff, cutoff),
     )
     return [dict(row) for row in await cur.fetchall()]
+
+
+# --- data rights (the profiles context's export and erasure) ---------------------------------
+
+
+async def deliveries_of_courier(conn: Connection, courier_id: uuid.UUID) -> list[Row]:
+    """The courier's deliveries without the customers' drop-off points and proofs: those are the
+    customers' data, not the courier's."""
+    cur = await conn.execute(
+        """
+        SELECT id, merchant_order_id, city_id, status, emergency, pickup_lat, pickup_lng, ready_at,
+               assigned_from_lat, assigned_from_lng, mode, distance_m, kg_co2e, baseline_kg_co2e,
+               created_at, updated_at
+        FROM deliveries WHERE courier_id = %s ORDER BY created_at, id
+        """,
+        (courier_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def coarsen_customer_points(conn: Connection, customer_id: uuid.UUID) -> int:
+    """Round the drop-off points (and the proof's position) of the customer's deliveries to 2
+    decimals, about 1 km; the deliveries, their distances and emissions stay for the books."""
+    cur = await conn.execute(
+        """
+        UPDATE deliveries d
+        SET dropoff_lat = round(d.dropoff_lat::numeric, 2), dropoff_lng = round(d.dropoff_lng::numeric, 2),
+            proof = CASE WHEN d.proof ? 'lat' THEN d.proof || jsonb_build_object(
+                        'lat', round((d.proof ->> 'lat')::numeric, 2),
+                        'lng', round((d.proof ->> 'lng')::numeric, 2)) ELSE d.proof END
+        FROM merchant_orders mo
+        WHERE mo.id = d.merchant_order_id AND mo.customer_id = %s
+        """,
+        (customer_id,),
+    )
+    return cur.rowcount
+
+
+async def coarsen_courier_points(conn: Connection, courier_id: uuid.UUID) -> int:
+    """Round where the courier was when accepting each delivery to 2 decimals (about 1 km)."""
+    cur = await conn.execute(
+        "UPDATE deliveries SET assigned_from_lat = round(assigned_from_lat::numeric, 2), "
+        "assigned_from_lng = round(assigned_from_lng::numeric, 2) "
+        "WHERE courier_id = %s AND assigned_from_lat IS NOT NULL",
+        (courier_id,),
+    )
+    return cur.rowcount
+
+
+_CLAIM_COLUMNS = """id, delivery_id, city_id, incident_id, policy_id, claimed_minor, currency, reason, status,
+    insurer_reference, created_at, filed_at"""
+
+
+async def covered_frozen_by(conn: Connection, incident_id: uuid.UUID) -> list[Row]:
+    """The deliveries an incident froze that travel under a cover (each may be claimed)."""
+    cur = await conn.execute(
+        "SELECT id, city_id, coverage_policy_id, insured_value_minor, insured_currency FROM deliveries "
+        "WHERE frozen_by = %s AND coverage_policy_id IS NOT NULL ORDER BY id",
+        (incident_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def insert_claim(conn: Connection, row: Row) -> None:
+    await conn.execute(
+        """
+        INSERT INTO insurance_claims (id, delivery_id, city_id, incident_id, policy_id, claimed_minor, currency,
+                                      reason, created_at)
+        VALUES (%(id)s, %(delivery_id)s, %(city_id)s, %(incident_id)s, %(policy_id)s, %(claimed_minor)s,
+                %(currency)s, %(reason)s, %(created_at)s)
+        ON CONFLICT (incident_id, delivery_id) DO NOTHING
+        """,
+        row,
+    )
+
+
+async def pending_claims(conn: Connection, incident_id: uuid.UUID) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {_CLAIM_COLUMNS} FROM insurance_claims WHERE incident_id = %s AND status = 'pending' "
+        "ORDER BY id FOR UPDATE",
+        (incident_id,),
+    )
+    return [dict(row) for row in await cur.fetchall()]
+
+
+async def mark_claim_filed(conn: Connection, claim_id: uuid.UUID, reference: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE insurance_claims SET status = 'filed', insurer_reference = %s, filed_at = %s WHERE id = %s",
+        (reference, now, claim_id),
+    )
+
+
+async def claims(conn: Connection, status: str | None) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {_CLAIM_COLUMNS} FROM insurance_claims WHERE (%(status)s::text IS NULL OR status = %(status)s) "
+        "ORDER BY created_at, id",
+        {"status": status},
+    )
+    return [dict(row) for row in await cur.fetchall()]

@@ -189,3 +189,37 @@ async def hours_of(
 async def city_timezones(conn: Connection) -> dict[str, str]:
     rows = await (await conn.execute("SELECT id, timezone FROM cities")).fetchall()
     return {row["id"]: row["timezone"] for row in rows}
+
+
+# --- data rights (the profiles context's export and erasure) ---------------------------------
+
+
+async def applications_of(conn: Connection, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Merchants and providers the user applied to run, with their approval history (JSON-ready)."""
+    cursor = await conn.execute(
+        """
+        SELECT jsonb_build_object(
+                   'id', m.id, 'city_id', m.city_id, 'kind', m.kind, 'category', m.category,
+                   'name', m.name, 'status', m.status, 'lat', m.lat, 'lng', m.lng,
+                   'documents', m.documents, 'created_at', m.created_at,
+                   'history', coalesce((
+                       SELECT jsonb_agg(jsonb_build_object(
+                                  'from_status', h.from_status, 'to_status', h.to_status,
+                                  'reason', h.reason, 'at', h.at) ORDER BY h.at, h.id)
+                       FROM merchant_status_history h WHERE h.merchant_id = m.id), '[]'::jsonb)
+               ) AS application
+        FROM merchants m WHERE m.owner_user_id = %s ORDER BY m.created_at, m.id
+        """,
+        (user_id,),
+    )
+    return [row["application"] for row in await cursor.fetchall()]
+
+
+async def forget_documents(conn: Connection, user_id: uuid.UUID) -> int:
+    """Drop the document keys of the merchants the user owns (their files are erased with the account)."""
+    cursor = await conn.execute(
+        "UPDATE merchants SET documents = '[]', updated_at = now() "
+        "WHERE owner_user_id = %s AND documents <> '[]'",
+        (user_id,),
+    )
+    return cursor.rowcount

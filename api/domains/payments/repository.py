@@ -303,3 +303,46 @@ async def latest_assessment(conn: Connection, intent_id: uuid.UUID) -> Row | Non
             (intent_id,),
         )
     ).fetchone()
+
+
+async def held_for_review(conn: Connection, *, after: uuid.UUID | None, limit: int) -> list[Row]:
+    """Open intents whose latest assessment is an undecided review (keyset on the intent id)."""
+    return list(
+        await (
+            await conn.execute(
+                """
+                SELECT i.*, a.scorer, a.score, a.reasons, a.at AS assessed_at
+                  FROM payment_intents i
+                  JOIN LATERAL (SELECT * FROM payment_fraud_assessments f WHERE f.intent_id = i.id
+                                 ORDER BY f.id DESC LIMIT 1) a ON true
+                 WHERE a.decision = 'review' AND a.decided_by IS NULL
+                   AND i.status IN ('requires_payment_method', 'requires_action')
+                   AND (%(after)s::uuid IS NULL OR i.id > %(after)s)
+                 ORDER BY i.id LIMIT %(limit)s
+                """,
+                {"after": after, "limit": limit},
+            )
+        ).fetchall()
+    )
+
+
+# --- data rights (the profiles context's export) ---------------------------------------------
+
+
+async def intents_of_customer(conn: Connection, customer_id: uuid.UUID) -> list[Row]:
+    """The customer's payment intents with their refunds (JSON-ready); no provider internals
+    (in-flight operations, settlement legs), which describe the platform's books, not the person."""
+    cursor = await conn.execute(
+        """
+        SELECT to_jsonb(p) - 'pending_operation' - 'settlement' - 'provider_ref'
+               || jsonb_build_object('refunds', coalesce((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'id', r.id, 'amount_minor', r.amount_minor, 'currency', r.currency,
+                              'status', r.status, 'reason', r.reason, 'created_at', r.created_at)
+                          ORDER BY r.created_at, r.id)
+                   FROM payment_refunds r WHERE r.intent_id = p.id), '[]'::jsonb)) AS intent
+        FROM payment_intents p WHERE p.customer_id = %s ORDER BY p.created_at, p.id
+        """,
+        (customer_id,),
+    )
+    return [row["intent"] for row in await cursor.fetchall()]

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -24,6 +25,7 @@ from api.idempotency import IDEMPOTENCY_HEADER
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from api.security.guards import requires_role
 from api.security.principal import Principal, Role
+from api.storage.routes import object_store
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.settings import Settings
@@ -61,10 +63,14 @@ class MeController(Controller):
         "/", operation_id="deleteMe", summary="Erase the caller's account", status_code=HTTP_204_NO_CONTENT
     )
     async def delete_me(
-        self, conn: NamedDependency[Connection], principal: NamedDependency[Principal]
+        self,
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        state: State,
+        settings: NamedDependency[Settings],
     ) -> None:
         """Pseudonymise the account; repeating it is harmless (204 again, nothing more happens)."""
-        await service.erase_account(conn, principal.user_id, utc_now())
+        await service.erase_account(conn, object_store(state, settings), principal.user_id, utc_now())
 
     @get("/export", operation_id="exportMe", summary="All of the caller's data as JSON")
     async def export_me(

@@ -137,6 +137,20 @@ class DataExport(Output):
     addresses: list[Address]
     identity: dict[str, Any]
     """Sign-in data (sessions, factors, linked providers, security events) from the identity context."""
+    orders: list[dict[str, Any]]
+    """Checkouts with their merchant orders and items."""
+    bookings: list[dict[str, Any]]
+    """Service bookings with their status history."""
+    payment_intents: list[dict[str, Any]]
+    """Payments, deposits and top-ups, with their refunds."""
+    wallets: list[dict[str, Any]]
+    """Wallet balance and KYC tier per currency."""
+    uploads: list[dict[str, Any]]
+    """What the user uploaded (metadata; the files are downloadable by key)."""
+    courier: dict[str, Any] | None
+    """Courier profile, history, live position, GPS track and deliveries, if the user applied."""
+    merchant_applications: list[dict[str, Any]]
+    """Merchants and providers the user applied to run, with their approval history."""
 
 
 class AdminUserView(Output):

@@ -18,8 +18,14 @@ import msgspec
 from msgspec import UNSET
 
 from api import idempotency
+from api.domains.bookings import repository as bookings_repo
 from api.domains.cities import service as cities
+from api.domains.couriers import service as couriers
+from api.domains.delivery import repository as delivery_repo
 from api.domains.identity import service as identity
+from api.domains.merchants import repository as merchants_repo
+from api.domains.orders import repository as orders_repo
+from api.domains.payments import repository as payments_repo
 from api.domains.profiles import repository
 from api.domains.profiles.schemas import (
     Address,
@@ -35,9 +41,13 @@ from api.domains.profiles.schemas import (
     Preferences,
     PreferencesPatch,
 )
+from api.domains.wallet import repository as wallet_repo
+from api.domains.wallet import service as wallet
 from api.errors import InvalidInput, NotFound, Unauthenticated
 from api.pagination import decode_cursor, encode_cursor
 from api.security.principal import Principal, Role
+from api.storage import service as storage
+from api.storage.store import ObjectStore
 from nearx.db import Connection
 from nearx.geo import h3_cells
 from nearx.ids import new_id
@@ -385,26 +395,43 @@ async def delete_address(conn: Connection, user_id: uuid.UUID, address_id: uuid.
 
 
 async def export_data(conn: Connection, user_id: uuid.UUID, now: datetime) -> DataExport:
-    """All the caller's data, read in one transaction so the parts agree with each other."""
+    """All the caller's data, read in one transaction so the parts agree with each other.
+
+    Each context reads its own tables (its repository or service); this composes them.
+    """
     async with conn.transaction():
         user = await _active_user(conn, user_id)
         history = await repository.consent_history(conn, user_id)
         addresses = await repository.list_addresses(conn, user_id=user_id, after_id=None, limit=None)
+        wallets = [
+            await wallet.view(conn, user_id, c) for c in await wallet_repo.currencies_of(conn, user_id)
+        ]
         return DataExport(
             exported_at=now,
             profile=await _me(conn, user),
             consent_history=[msgspec.convert(row, ConsentEvent) for row in history],
             addresses=[_address(row) for row in addresses],
             identity=msgspec.to_builtins(await identity.export_identity(conn, user_id)),
+            orders=await orders_repo.orders_of_customer(conn, user_id),
+            bookings=await bookings_repo.bookings_of_customer(conn, user_id),
+            payment_intents=await payments_repo.intents_of_customer(conn, user_id),
+            wallets=msgspec.to_builtins(wallets),
+            uploads=msgspec.to_builtins(await storage.uploads_of(conn, user_id)),
+            courier=await couriers.export_courier(conn, user_id),
+            merchant_applications=await merchants_repo.applications_of(conn, user_id),
         )
 
 
-async def erase_account(conn: Connection, user_id: uuid.UUID, now: datetime) -> None:
+async def erase_account(conn: Connection, store: ObjectStore, user_id: uuid.UUID, now: datetime) -> None:
     """Erase the account's PII but keep the users row, so orders and ledgers stay whole.
 
-    Contact data and name are nulled, preferences reset, addresses coarsened,
-    granted consents withdrawn (the history stays as evidence), every session
-    revoked, and ``user.deleted`` written. Erasing an erased account does nothing.
+    Contact data and name are nulled, preferences reset, addresses and the exact delivery
+    points of orders and deliveries coarsened to about 1 km, a courier's live position
+    forgotten and track coarsened (an online courier must go offline first: 409), uploaded
+    documents deleted (the files after the commit, so a rollback never loses one), granted
+    consents withdrawn (the history stays as evidence), every session revoked, and
+    ``user.deleted`` written. Amounts, payments, wallets and the ledger are financial
+    records and stay. Erasing an erased account does nothing.
     """
     async with conn.transaction():
         user = await repository.get_user(conn, user_id, lock=True)
@@ -417,6 +444,11 @@ async def erase_account(conn: Connection, user_id: uuid.UUID, now: datetime) -> 
             if getattr(current, purpose).granted:
                 await _set_consent(conn, user_id, purpose, False, now, "account_deletion")
         erased_addresses = await repository.erase_addresses(conn, user_id, now)
+        await orders_repo.coarsen_delivery_points(conn, user_id)
+        await delivery_repo.coarsen_customer_points(conn, user_id)
+        await couriers.erase_courier(conn, user_id)
+        documents = await storage.forget_documents(conn, user_id)
+        await merchants_repo.forget_documents(conn, user_id)
         await identity.erase_identity(conn, user_id)  # before erase_user: it needs phone and email
         await repository.erase_user(conn, user_id, now)
         await identity.revoke_all_sessions(conn, user_id, reason="account_deleted")
@@ -425,8 +457,14 @@ async def erase_account(conn: Connection, user_id: uuid.UUID, now: datetime) -> 
             event_type="user.deleted",
             aggregate_type="user",
             aggregate_id=user_id,
-            payload={"user_id": str(user_id), "deleted_at": now.isoformat(), "addresses": erased_addresses},
+            payload={
+                "user_id": str(user_id),
+                "deleted_at": now.isoformat(),
+                "addresses": erased_addresses,
+                "documents": len(documents),
+            },
         )
+    await storage.delete_objects(store, documents)
 
 
 # --- staff view ----------------------------------------------------------------------------------

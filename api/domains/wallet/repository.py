@@ -39,3 +39,11 @@ async def pending_top_ups(conn: Connection, user_id: uuid.UUID, currency: str) -
     ).fetchone()
     assert row is not None
     return int(row["total"])
+
+
+async def currencies_of(conn: Connection, user_id: uuid.UUID) -> list[str]:
+    """The currencies the user holds a wallet in (data export)."""
+    cursor = await conn.execute(
+        "SELECT currency FROM wallets WHERE user_id = %s ORDER BY currency", (user_id,)
+    )
+    return [str(row["currency"]).strip() for row in await cursor.fetchall()]
