@@ -18,6 +18,11 @@ from api.domains.identity.routes import AuthController, RoleAdminController
 from api.domains.matching.routes import MatchController
 from api.domains.merchants.routes import MerchantAdminController, MerchantController
 from api.domains.orders.routes import OrderController
+from api.domains.payments.admin_routes import (
+    DisputeAdminController,
+    FraudReviewController,
+    PayoutAdminController,
+)
 from api.domains.payments.routes import PaymentIntentController, PaymentWebhookController
 from api.domains.profiles.routes import AdminUsersController, MeController
 from api.domains.wallet.routes import WalletController
@@ -43,6 +48,9 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     UploadController,
     PaymentIntentController,
     PaymentWebhookController,
+    FraudReviewController,
+    DisputeAdminController,
+    PayoutAdminController,
     WalletController,
     CourierController,
     CourierAdminController,

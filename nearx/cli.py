@@ -539,6 +539,53 @@ def payments_reconcile(
     )
 
 
+payouts_app = typer.Typer(help="Payouts: settlement batches to merchants and couriers.", no_args_is_help=True)
+payments_app.add_typer(payouts_app, name="payouts")
+
+
+@payouts_app.command("run")
+def payments_payouts_run(
+    currency: Annotated[str, typer.Option(help="ISO currency of the payables to settle.")] = "NPR",
+    period_end: Annotated[
+        str | None,
+        typer.Option(
+            help="Settle entries posted before this ISO instant (UTC if no offset); default: today 00:00 UTC."
+        ),
+    ] = None,
+    min_payout_minor: Annotated[
+        int | None, typer.Option(help="Smallest payout in minor units; default NEARX_PAYOUT_MIN_MINOR.")
+    ] = None,
+) -> None:
+    """Pay merchants and couriers their payable balances for one period (a period runs once)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from api.domains.payments.jobs import run_payouts_database
+    from api.domains.payments.payouts import default_period_end
+    from nearx.postgres import database_url
+    from nearx.settings import get_settings
+
+    settings = get_settings()
+    end = default_period_end()
+    if period_end is not None:
+        try:
+            end = datetime.fromisoformat(period_end)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not an ISO date or instant: {period_end!r}") from exc
+        end = end if end.tzinfo is not None else end.replace(tzinfo=UTC)
+    minimum = settings.payout_min_minor if min_payout_minor is None else min_payout_minor
+    with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        run = asyncio.run(
+            run_payouts_database(url, currency=currency, period_end=end, min_payout_minor=minimum)
+        )
+    verb = "created" if run.created else "already ran:"
+    typer.echo(
+        f"{verb} batch {run.batch['id']} for {currency} before {end.isoformat()}: "
+        f"{run.paid} payout(s), {run.total_minor} minor units; "
+        f"{run.held} held, {run.below_minimum} below the minimum"
+    )
+
+
 models_app = typer.Typer(help="Models: evaluate on your own data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 mlflow_app = typer.Typer(help="MLflow: the project's runs and registered models.", no_args_is_help=True)

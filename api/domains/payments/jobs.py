@@ -1,13 +1,13 @@
-"""Background work run by the CLI: reconciliation against the providers."""
+"""Background work run by the CLI: reconciliation against the providers, payout runs."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
 
-from api.domains.payments import service
+from api.domains.payments import payouts, service
 from api.domains.payments.gateways.registry import default_gateways
 
 
@@ -15,3 +15,13 @@ async def reconcile_database(url: str, *, older_than: timedelta) -> service.Reco
     """One reconciliation pass over the database at ``url`` with the configured gateways."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
         return await service.reconcile(conn, default_gateways(conn), older_than=older_than)
+
+
+async def run_payouts_database(
+    url: str, *, currency: str, period_end: datetime, min_payout_minor: int
+) -> payouts.PayoutRun:
+    """One payout run (``nearx payments payouts run``) over the database at ``url``."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return await payouts.run_payouts(
+            conn, currency=currency, period_end=period_end, min_payout_minor=min_payout_minor, actor="cli"
+        )

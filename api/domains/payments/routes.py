@@ -6,10 +6,13 @@ import uuid
 from typing import Annotated, Any, TypeAlias
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
 from api.domains.payments import service
+from api.domains.payments.fraud import FraudScorer
+from api.domains.payments.gateways.base import GatewayError, GatewayTimeout
 from api.domains.payments.gateways.phonepe import InvalidChecksum, PhonePeGateway
 from api.domains.payments.gateways.registry import configured_gateways
 from api.domains.payments.gateways.stripe import InvalidSignature, StripeGateway
@@ -37,6 +40,10 @@ IdempotencyKey: TypeAlias = Annotated[
 ]
 
 
+ScorerDependency: TypeAlias = NamedDependency[SkipValidation[FraudScorer]]
+"""The composed fraud scorer; a Protocol, so the signature model must not try to validate it."""
+
+
 class BadSignature(DomainError):
     """A webhook whose signature, checksum or timestamp does not verify (forged or replayed)."""
 
@@ -56,9 +63,23 @@ async def _owned(conn: Connection, intent_id: FromPath[uuid.UUID], principal: Pr
     return row
 
 
+def provide_fraud_scorer(state: State) -> FraudScorer:
+    """The scorer the app was composed with (``app.state.fraud_scorer``, set in ``create_app``)."""
+    scorer: FraudScorer = state.fraud_scorer
+    return scorer
+
+
+class ProviderUnavailable(DomainError):
+    """The provider did not answer in time; the intent is unchanged (try again, or wait for reconcile)."""
+
+    status = 503
+    slug = "provider-unavailable"
+
+
 class PaymentIntentController(Controller):
     path = "/v1/payment-intents"
     tags = ["payments"]  # noqa: RUF012
+    dependencies = {"fraud_scorer": Provide(provide_fraud_scorer, sync_to_thread=False)}  # noqa: RUF012
 
     @post("/", operation_id="createPaymentIntent", summary="Create a payment intent")
     async def create(
@@ -114,8 +135,11 @@ class PaymentIntentController(Controller):
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
+        fraud_scorer: ScorerDependency,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
+        """A step-up decision needs a second factor in the session (``Principal.mfa``): without
+        one, confirming again is a 403 ``step-up-required`` and the intent stays in requires_action."""
         async with configured_gateways(conn, settings) as gateways:
 
             async def operation() -> IntentOut:
@@ -126,6 +150,8 @@ class PaymentIntentController(Controller):
                     intent_id,
                     payment_method=data.payment_method,
                     actor=f"user:{principal.user_id}",
+                    scorer=fraud_scorer,
+                    second_factor=principal.mfa,
                 )
                 return IntentOut.of(row)
 
@@ -136,6 +162,28 @@ class PaymentIntentController(Controller):
                 body=data,
                 operation=operation,
             )
+
+    @post(
+        "/{intent_id:uuid}/refresh",
+        operation_id="refreshPaymentIntent",
+        summary="Ask the provider for the intent's state now (back from a redirect checkout)",
+        status_code=200,
+    )
+    async def refresh(
+        self,
+        intent_id: FromPath[uuid.UUID],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> IntentOut:
+        """Safe to repeat: applying the provider's report is monotonic (nothing moves backwards)."""
+        await _owned(conn, intent_id, principal)
+        async with configured_gateways(conn, settings) as gateways:
+            try:
+                row = await service.refresh(conn, gateways, intent_id, actor=f"user:{principal.user_id}")
+            except (GatewayTimeout, GatewayError) as exc:
+                raise ProviderUnavailable(f"the provider did not answer: {exc}") from exc
+        return IntentOut.of(row)
 
     @post(
         "/{intent_id:uuid}/capture",

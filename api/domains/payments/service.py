@@ -37,7 +37,7 @@ from api.domains.payments.gateways.base import (
 )
 from api.domains.payments.settlement import RefundBearer, SettlementLeg, refund_reversal
 from api.domains.payments.states import RANK, TERMINAL, IntentStatus, can_transition
-from api.errors import Conflict, InvalidInput, NotFound
+from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.ids import new_id
@@ -196,13 +196,15 @@ async def confirm(
     payment_method: str | None,
     actor: str,
     scorer: FraudScorer | None = None,
+    second_factor: bool = False,
 ) -> Row:
     """Authorize (and with automatic capture, capture) the intent at its provider.
 
     The fraud scorer is asked first: a step-up returns the intent in
-    ``requires_action`` (``last_error = step_up_required``; confirming again
-    completes it, and the route demands a second factor in the session for
-    that), a review leaves it unconfirmed until :func:`decide_review`.
+    ``requires_action`` (``last_error = step_up_required``) unless
+    ``second_factor`` says the caller's session already carries one; confirming
+    again completes it only with a second factor (else :class:`StepUpRequired`).
+    A review leaves it unconfirmed until :func:`decide_review`.
     """
     async with conn.transaction():
         row = await _intent(conn, intent_id, lock=True)
@@ -211,7 +213,9 @@ async def confirm(
             raise InvalidInput("a payment_method is required to confirm")
         if row["status"] not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION):
             raise Conflict(f"cannot confirm a payment intent in status {row['status']}", status=row["status"])
-        held = await _fraud_gate(conn, row, scorer or RulesFraudScorer(), actor=actor)
+        held = await _fraud_gate(
+            conn, row, scorer or RulesFraudScorer(), actor=actor, second_factor=second_factor
+        )
         if held is not None:
             return held
         attempt = new_id()
@@ -246,7 +250,15 @@ STEP_UP_REQUIRED = "step_up_required"
 UNDER_REVIEW = "under_review"
 
 
-async def _fraud_gate(conn: Connection, row: Row, scorer: FraudScorer, *, actor: str) -> Row | None:
+class StepUpRequired(Forbidden):
+    """The fraud gate asked for a second factor and the caller's session has none."""
+
+    slug = "step-up-required"
+
+
+async def _fraud_gate(
+    conn: Connection, row: Row, scorer: FraudScorer, *, actor: str, second_factor: bool
+) -> Row | None:
     """Assess the attempt (inside the confirm transaction); the held intent, or None to proceed."""
     latest = await repository.latest_assessment(conn, row["id"])
     if latest is not None and latest["decided_by"] is not None:
@@ -254,7 +266,9 @@ async def _fraud_gate(conn: Connection, row: Row, scorer: FraudScorer, *, actor:
     if latest is not None and latest["decision"] == FraudDecision.REVIEW:
         raise Conflict("this payment is waiting for a manual review")
     if row["last_error"] == STEP_UP_REQUIRED and row["status"] == S.REQUIRES_ACTION:
-        return None  # the second factor was given (the route checks the session)
+        if not second_factor:
+            raise StepUpRequired("this payment needs a second factor (TOTP) in the session")
+        return None
     declines, paid = await repository.fraud_history(conn, row["customer_id"])
     assessment = await scorer.assess(
         FraudContext(
@@ -275,7 +289,7 @@ async def _fraud_gate(conn: Connection, row: Row, scorer: FraudScorer, *, actor:
         decision=assessment.decision.value,
         reasons=list(assessment.reasons),
     )
-    if assessment.decision == FraudDecision.STEP_UP:
+    if assessment.decision == FraudDecision.STEP_UP and not second_factor:
         return await _move(
             conn,
             row,
@@ -308,9 +322,33 @@ async def decide_review(
             reasons=[*latest["reasons"], "approved" if approve else "rejected"],
             decided_by=reviewer,
         )
+        await append_event(
+            conn,
+            event_type="payment.review_decided",
+            aggregate_type="payment_intent",
+            aggregate_id=intent_id,
+            city_id=row["city_id"],
+            payload={
+                "intent_id": str(intent_id),
+                "customer_id": None if row["customer_id"] is None else str(row["customer_id"]),
+                "decision": "approve" if approve else "reject",
+                "scorer": latest["scorer"],
+                "score": latest["score"],
+                "reasons": list(latest["reasons"]),
+                "amount_minor": row["amount_minor"],
+                "currency": row["currency"],
+                "provider": row["provider"],
+                "reviewer": reviewer,
+            },
+        )
         if approve:
             return await repository.update_intent(conn, intent_id, {"last_error": None})
         return await _move(conn, row, S.CANCELED, actor=reviewer, reason="fraud:rejected")
+
+
+async def held_for_review(conn: Connection, *, after: uuid.UUID | None, limit: int) -> list[Row]:
+    """Payments waiting for a person's decision, oldest first, with the score and reasons."""
+    return await repository.held_for_review(conn, after=after, limit=limit)
 
 
 async def _note_timeout(conn: Connection, intent_id: uuid.UUID) -> Row:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 
 from api.domains.payments import service as payments
 from api.domains.payments.gateways.registry import configured_gateways
 from api.domains.payments.idempotent import run_once
-from api.domains.payments.routes import IdempotencyKey
+from api.domains.payments.routes import IdempotencyKey, ScorerDependency, provide_fraud_scorer
 from api.domains.payments.schemas import IntentOut
 from api.domains.wallet import service
 from api.domains.wallet.schemas import TopUpIn, WalletOut
@@ -25,6 +25,7 @@ from nearx.settings import Settings
 class WalletController(Controller):
     path = "/v1/wallet"
     tags = ["wallet"]  # noqa: RUF012
+    dependencies = {"fraud_scorer": Provide(provide_fraud_scorer, sync_to_thread=False)}  # noqa: RUF012
 
     @get("/", operation_id="getWallet", summary="My wallet: balance, holds and KYC limits")
     async def read(
@@ -47,6 +48,7 @@ class WalletController(Controller):
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
+        fraud_scorer: ScorerDependency,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         async with configured_gateways(conn, settings) as gateways:
@@ -54,7 +56,13 @@ class WalletController(Controller):
             async def operation() -> IntentOut:
                 amount = payments.money(data.amount_minor, data.currency)
                 row = await service.top_up(
-                    conn, gateways, principal.user_id, amount, payment_method=data.payment_method
+                    conn,
+                    gateways,
+                    principal.user_id,
+                    amount,
+                    payment_method=data.payment_method,
+                    scorer=fraud_scorer,
+                    second_factor=principal.mfa,
                 )
                 return IntentOut.of(row)
 

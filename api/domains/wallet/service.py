@@ -17,6 +17,7 @@ from typing import Any
 from api.domains.ledger import service as ledger
 from api.domains.ledger.accounts import AccountKind, AccountRef
 from api.domains.payments import service as payments
+from api.domains.payments.fraud import FraudScorer
 from api.domains.payments.gateways.base import Gateway
 from api.domains.payments.settlement import SettlementLeg
 from api.domains.wallet import repository
@@ -70,8 +71,13 @@ async def top_up(
     *,
     payment_method: str,
     provider: str = "sandbox",
+    scorer: FraudScorer | None = None,
+    second_factor: bool = False,
 ) -> Row:
-    """Charge a card (automatic capture) and credit the wallet when the capture succeeds."""
+    """Charge a card (automatic capture) and credit the wallet when the capture succeeds.
+
+    The top-up passes the same fraud gate as any payment (``scorer``; a step-up
+    needs ``second_factor``)."""
     async with conn.transaction():
         wallet = await repository.ensure_wallet(conn, user_id, amount.currency, lock=True)
         limits = LIMITS_BY_TIER[wallet["kyc_tier"]]
@@ -108,7 +114,13 @@ async def top_up(
             actor=f"user:{user_id}",
         )
     return await payments.confirm(
-        conn, gateways, intent["id"], payment_method=payment_method, actor=f"user:{user_id}"
+        conn,
+        gateways,
+        intent["id"],
+        payment_method=payment_method,
+        actor=f"user:{user_id}",
+        scorer=scorer,
+        second_factor=second_factor,
     )
 
 
