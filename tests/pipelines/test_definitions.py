@@ -11,6 +11,7 @@ from pipelines.assets.ml import ml_resources
 from pipelines.checks import check_names
 from pipelines.definitions import build_definitions
 from pipelines.extract import EXTRACT_TABLES
+from pipelines.live import LIVE_TABLES, SOURCES
 from pipelines.marts import MARTS
 
 
@@ -21,6 +22,8 @@ def test_definitions_load_with_every_stage(settings: Settings) -> None:
     assert {"lake/raw/orders", "lake/staging/orders", "marts/daily_city", "lake/postgres/outbox"} <= keys
     assert {f"marts/{mart.name}" for mart in MARTS} <= keys
     assert {f"lake/postgres/{table.name}" for table in EXTRACT_TABLES} <= keys
+    assert {f"lake/live/{table}" for table in LIVE_TABLES} <= keys
+    assert set(SOURCES) <= {table.name for table in EXTRACT_TABLES}  # the mapping reads only extracted tables
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "simulate_entities",
         "simulate_day",

@@ -22,9 +22,10 @@ import psycopg
 import pytest
 
 from pipelines.definitions import build_definitions
+from pipelines.extract import extract_dir
 from pipelines.live import live_path
 from pipelines.resources import lake_path, warehouse_path
-from pipelines.runner import PipelineReport, run_pipeline
+from pipelines.runner import PipelineReport, execute, run_pipeline
 from pipelines.simulation.run import SimulationSpec
 from pipelines.staging import staging_path
 
@@ -42,6 +43,7 @@ class Live:
     courier: str
     delivered: str
     cancelled: str
+    in_flight: str
     delivery: str
     converted_match: str
     browsing_match: str
@@ -50,6 +52,9 @@ class Live:
 @dataclass
 class Built:
     live: Live
+    url: str
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
     lake: Path
     warehouse: Path
     report: PipelineReport
@@ -190,9 +195,7 @@ def arrange_live_platform(url: str) -> Live:
         )
         delivered = _order(conn, customer, merchants[1], "delivered", T0 + timedelta(minutes=2))
         cancelled = _order(conn, customer, merchants[0], "cancelled", T0 + timedelta(hours=3))
-        _order(
-            conn, customer, merchants[0], "preparing", T0 + timedelta(hours=4)
-        )  # in flight: not yet staged
+        in_flight = _order(conn, customer, merchants[0], "preparing", T0 + timedelta(hours=4))  # not staged
         ready = T0 + timedelta(minutes=22)
         conn.execute(
             "INSERT INTO order_status_history (id, order_id, city_id, to_status, actor_kind, at) "
@@ -232,6 +235,7 @@ def arrange_live_platform(url: str) -> Live:
         str(courier),
         str(delivered),
         str(cancelled),
+        str(in_flight),
         str(delivery),
         str(converted),
         str(browsing),
@@ -251,7 +255,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, template_
     defs = build_definitions(settings, database_url=url, seed=SPEC.seed, orders_per_day=SPEC.orders_per_day)
     with dg.DagsterInstance.ephemeral() as instance:
         report = run_pipeline(defs, SPEC, instance)
-    yield Built(live, lake_path(settings), warehouse_path(settings), report)
+        yield Built(live, url, defs, instance, lake_path(settings), warehouse_path(settings), report)
     drop_database(pg_admin_url, name)
 
 
@@ -345,3 +349,36 @@ def test_the_next_training_run_sees_live_rows(built: Built) -> None:
     assert fraud.select("order_id", "label").rows() == [
         (built.live.delivered, 1)
     ]  # reviewed; the other was not
+
+
+def test_offline_features_are_computed_over_live_rows(built: Built, tmp_path: Path) -> None:
+    from features.build import feature_table_path, write_feature_tables
+    from pipelines.assets.features import lake_tables
+
+    write_feature_tables(lake_tables(built.lake), tmp_path)
+    stats = pl.read_parquet(feature_table_path(tmp_path, "merchant_stats"))
+    live = stats.filter(pl.col("merchant_id") == built.live.merchants[1]).sort("event_timestamp")
+    assert live["merchant_prep_p50_s"][-1] == 20 * 60.0  # the live kitchen's ready_for_pickup
+
+
+def test_an_order_that_finishes_later_arrives_with_the_next_refresh(built: Built) -> None:
+    """Runs last: it changes the shared platform (an in-flight order is delivered)."""
+    with psycopg.connect(built.url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE merchant_orders SET status = 'delivered', updated_at = %s WHERE id = %s",
+            (T0 + timedelta(hours=5), built.live.in_flight),
+        )
+    report = PipelineReport()
+    execute(built.defs, "refresh", built.instance, report)
+    assert report.ok, report.failures + report.failed_checks
+    assert (
+        len(list(extract_dir(built.lake, "merchant_orders").glob("batch-*.parquet"))) == 2
+    )  # only the change
+    orders = built.rows(f"SELECT order_id, status FROM orders WHERE customer_id = '{built.live.customer}'")
+    assert sorted(orders) == sorted(
+        [
+            (built.live.delivered, "delivered"),
+            (built.live.cancelled, "cancelled"),
+            (built.live.in_flight, "delivered"),
+        ]
+    )
