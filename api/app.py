@@ -20,10 +20,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
 from api.dependencies import DEPENDENCIES
+from api.domains.bookings import jobs as bookings_jobs
 from api.domains.delivery.live import running_feed
-from api.domains.delivery.scheduler import background_dispatch
+from api.domains.delivery.scheduler import delivery_jobs
+from api.domains.events.jobs import background_webhooks
 from api.domains.events.relay import background_relay
 from api.domains.matching.index import running_index
+from api.domains.orders import jobs as orders_jobs
 from api.domains.payments.fraud import RulesFraudScorer
 from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
 from api.domains.scoring.eta import ServingPromiser
@@ -45,11 +48,13 @@ def create_app(
     db_url: str | None = None,
     run_relay: bool = False,
     run_dispatch: bool = False,
+    run_sweeps: bool = False,
 ) -> Litestar:
     """Build the API. ``db_url`` overrides the settings (tests point it at a throwaway database).
 
     ``run_relay`` also runs the outbox relay in-process for the app's lifetime (``nearx serve``),
-    ``run_dispatch`` the dispatch rounds every ``NEARX_DISPATCH_INTERVAL_S``.
+    ``run_dispatch`` the delivery jobs (rounds, support alerts, claims), ``run_sweeps`` the
+    order accept-timeout and booking-hold sweeps and the webhook sender, each on its own interval.
     """
     settings = settings or get_settings()
 
@@ -82,7 +87,16 @@ def create_app(
             if run_relay:
                 await stack.enter_async_context(background_relay(url, settings))
             if run_dispatch:
-                await stack.enter_async_context(background_dispatch(pool, settings.dispatch_interval_s))
+                await stack.enter_async_context(delivery_jobs(pool, settings))
+            if run_sweeps:
+                # marketplace: expiry without a cron (orders not accepted in time, stale booking holds)
+                await stack.enter_async_context(
+                    orders_jobs.background_sweep(pool, settings.orders_sweep_interval_s)
+                )
+                await stack.enter_async_context(
+                    bookings_jobs.background_sweep(pool, settings.bookings_sweep_interval_s)
+                )
+                await stack.enter_async_context(background_webhooks(pool, settings))
             yield
 
     exception_handlers: dict[Any, Any] = {

@@ -184,7 +184,7 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
     from api.app import create_app
 
     uvicorn.run(
-        create_app(settings, db_url=url, run_relay=True, run_dispatch=True),
+        create_app(settings, db_url=url, run_relay=True, run_dispatch=True, run_sweeps=True),
         host=host or settings.host,
         port=port or settings.port,
     )

@@ -1,9 +1,12 @@
-"""Entry points for ``nearx events relay`` (one drain, or until interrupted) and ``nearx events webhooks``."""
+"""Entry points for ``nearx events relay`` (one drain, or until interrupted), ``nearx events webhooks``,
+and the webhook loop of ``nearx serve``."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from psycopg import AsyncConnection
@@ -14,6 +17,8 @@ from api.domains.events.buses import bus_for
 from api.domains.events.consumers import poll_postgres
 from api.domains.events.relay import Relay, run_relay
 from api.domains.events.webhooks import deliver_pending, fan_out
+from nearx.background import every
+from nearx.db import Connection, Pool
 from nearx.settings import Settings
 
 WEBHOOK_CONSUMER = "webhooks"
@@ -47,14 +52,39 @@ async def relay_forever(url: str, settings: Settings) -> int:
     )
 
 
+def _http() -> httpx.AsyncClient:
+    """The client webhooks are posted with: a bounded timeout, and redirects are not followed."""
+    return httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+
+
+async def _webhooks_round(conn: Connection, client: httpx.AsyncClient, pepper: str) -> dict[str, int]:
+    while await poll_postgres(conn, WEBHOOK_CONSUMER, fan_out):
+        pass
+    return await deliver_pending(conn, client, pepper=pepper)
+
+
 async def webhooks_once(
     url: str, settings: Settings, client: httpx.AsyncClient | None = None
 ) -> dict[str, int]:
     """Fan the event stream out to webhook deliveries, then send what is pending."""
     async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        while await poll_postgres(conn, WEBHOOK_CONSUMER, fan_out):
-            pass
         if client is not None:
-            return await deliver_pending(conn, client, pepper=settings.pepper)
-        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
-            return await deliver_pending(conn, http, pepper=settings.pepper)
+            return await _webhooks_round(conn, client, settings.pepper)
+        async with _http() as http:
+            return await _webhooks_round(conn, http, settings.pepper)
+
+
+@asynccontextmanager
+async def background_webhooks(
+    pool: Pool, settings: Settings, client: httpx.AsyncClient | None = None
+) -> AsyncIterator[None]:
+    """Fan out and send webhooks every ``NEARX_WEBHOOKS_INTERVAL_S`` while the server runs."""
+    async with AsyncExitStack() as stack:
+        http = client if client is not None else await stack.enter_async_context(_http())
+
+        async def run() -> dict[str, int]:
+            async with pool.connection() as conn:
+                return await _webhooks_round(conn, http, settings.pepper)
+
+        async with every(settings.webhooks_interval_s, run, name="webhooks"):
+            yield

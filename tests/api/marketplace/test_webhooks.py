@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -14,10 +16,11 @@ from tenacity import wait_none
 
 from api.domains.events.buses import PostgresBus
 from api.domains.events.consumers import poll_postgres
-from api.domains.events.jobs import webhooks_once
+from api.domains.events.jobs import background_webhooks, webhooks_once
 from api.domains.events.relay import Relay
 from api.domains.events.signing import SIGNATURE_HEADER, sign, verify
 from api.domains.events.webhooks import deliver_pending, fan_out
+from nearx.db import create_pool
 from nearx.settings import Settings
 from tests.api.marketplace.conftest import Actor, MakeMerchant, MakeProduct, MakeUser
 
@@ -200,3 +203,36 @@ def test_signatures_refuse_tampering_and_replays() -> None:
     assert not verify("x" * 64, header, body, now=now)
     assert not verify(secret, header, body, now=now + 3_600)
     assert not verify(secret, "garbage", body, now=now)
+
+
+async def test_the_serve_loop_fans_out_and_sends(
+    client: AsyncTestClient[Litestar],
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+    make_user: MakeUser,
+    conn: Any,
+    db_url: str,
+    settings: Settings,
+) -> None:
+    owner, merchant = await make_merchant()
+    product = await make_product(owner, merchant)
+    await _subscribe(client, owner, merchant, "order.created")
+    order = await _order(client, await make_user(), product["variants"][0]["id"])
+    await Relay(conn, PostgresBus(conn)).drain()
+
+    receiver = Receiver()
+    pool = create_pool(db_url, min_size=1, max_size=2, timeout_s=10.0)
+    await pool.open(wait=True)
+    try:
+        async with (
+            receiver.client() as http,
+            background_webhooks(pool, dataclasses.replace(settings, webhooks_interval_s=0.05), client=http),
+        ):
+            for _ in range(600):  # bounded wait for the background round
+                if receiver.requests:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await pool.close()
+    assert [r.headers["X-Nearx-Event"] for r in receiver.requests] == ["order.created"]
+    assert msgspec.json.decode(receiver.requests[0].content)["data"]["order_id"] == order["id"]
