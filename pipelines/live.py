@@ -165,18 +165,19 @@ def read_extract(lake: Path, source: Source) -> pl.DataFrame:
     are kept, cast to one type.
     """
     files = sorted(extract_dir(lake, source.table).glob("batch-*.parquet"))
-    empty = pl.DataFrame(schema=source.columns)
-    if not files:
-        return empty
-    frames = [
-        pl.read_parquet(path).select(
-            pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype).alias(name)
-            for name, dtype in source.columns.items()
-        )
-        for path in files
-        for names in [pl.read_parquet_schema(path)]
-    ]
-    return pl.concat([empty, *frames]).unique(source.key, keep="last", maintain_order=True)
+    frames = [_read_batch(path, source.columns) for path in files]
+    return pl.concat([pl.DataFrame(schema=source.columns), *frames]).unique(
+        source.key, keep="last", maintain_order=True
+    )
+
+
+def _read_batch(path: Path, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    present = pl.read_parquet_schema(path)
+    batch = pl.read_parquet(path, columns=[name for name in columns if name in present])
+    return batch.select(
+        pl.col(name).cast(dtype) if name in present else pl.lit(None, dtype).alias(name)
+        for name, dtype in columns.items()
+    )
 
 
 def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
