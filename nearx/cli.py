@@ -524,14 +524,13 @@ def payments_reconcile(
     import asyncio
     from datetime import timedelta
 
-    from api.domains.payments.jobs import capture_orders_database, reconcile_database
+    from api.domains.payments.jobs import reconcile_database
     from nearx.postgres import database_url
     from nearx.settings import get_settings
 
     settings = get_settings()
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         report = asyncio.run(reconcile_database(url, older_than=timedelta(seconds=older_than_s)))
-        orders = asyncio.run(capture_orders_database(url))
     typer.echo(
         f"settled {report.intents_settled} intent(s), {report.refunds_settled} refund(s); "
         f"dispatched {report.refunds_dispatched} requested refund(s); "

@@ -106,6 +106,8 @@ class Settings:
     """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
     dispatch_interval_s: float = 5.0
     """Seconds between the dispatch rounds ``nearx serve`` runs for every city with open work; 0 disables."""
+    support_email: str = "support@nearx.local"
+    """Where SOS and delivery-problem alerts go (through the notifications sender)."""
     routing: Literal["haversine", "graph"] = "haversine"
     """Routing provider: ``haversine`` (straight line x city circuity) or ``graph`` (shortest paths
     on the OpenStreetMap extract at ``routing_pbf``, see ``nearx/roadgraph.py``)."""

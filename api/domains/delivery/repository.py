@@ -13,7 +13,8 @@ Row = dict[str, Any]
 _DELIVERY_COLUMNS = """id, merchant_order_id, city_id, status, courier_id, emergency, pickup_lat, pickup_lng,
     dropoff_lat, dropoff_lng, ready_at, size, declines, assigned_from_lat, assigned_from_lng, mode,
     distance_m, kg_co2e, baseline_kg_co2e, proof_required, proof_failures, proof, frozen_by, eta_at,
-    eta_updated_at, target_best_m, deviation_fixes, created_at, updated_at"""
+    eta_updated_at, target_best_m, deviation_fixes, coverage_policy_id, insured_value_minor, insured_currency,
+    created_at, updated_at"""
 _OFFER_COLUMNS = """id, delivery_id, courier_id, city_id, round_id, bundle_id, status, cost_s, dropoff_eta_s,
     offered_at, expires_at, responded_at, reason"""
 
@@ -35,6 +36,10 @@ async def orders_needing_delivery(conn: Connection, city_id: str, now: datetime)
         SELECT mo.id AS merchant_order_id, mo.city_id, mo.emergency, m.lat AS pickup_lat, m.lng AS pickup_lng,
                o.delivery_lat AS dropoff_lat, o.delivery_lng AS dropoff_lng,
                coalesce(r.proof, 'location') AS proof_required,
+               ip.policy_id AS coverage_policy_id,
+               CASE WHEN ip.policy_id IS NOT NULL THEN least(mo.items_minor, ip.per_delivery_limit_minor) END
+                 AS insured_value_minor,
+               CASE WHEN ip.policy_id IS NOT NULL THEN mo.currency END AS insured_currency,
                CASE WHEN mo.status = 'ready_for_pickup' THEN %(now)s
                     ELSE greatest(%(now)s, mo.updated_at + make_interval(mins => m.prep_time_min)) END
                  AS ready_at
@@ -42,6 +47,7 @@ async def orders_needing_delivery(conn: Connection, city_id: str, now: datetime)
         JOIN merchants m ON m.id = mo.merchant_id
         JOIN orders o ON o.id = mo.parent_id
         LEFT JOIN delivery_proof_rules r ON r.category = m.category
+        LEFT JOIN insurance_policies ip ON ip.city_id = mo.city_id AND ip.currency = mo.currency
         WHERE mo.city_id = %(city)s AND mo.status IN ('accepted', 'preparing', 'ready_for_pickup')
           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.merchant_order_id = mo.id)
         ORDER BY mo.id
@@ -56,9 +62,11 @@ async def insert_delivery(conn: Connection, row: Row) -> Row:
     cur = await conn.execute(
         f"""
         INSERT INTO deliveries (id, merchant_order_id, city_id, emergency, pickup_lat, pickup_lng,
-                                dropoff_lat, dropoff_lng, ready_at, proof_required)
+                                dropoff_lat, dropoff_lng, ready_at, proof_required, coverage_policy_id,
+                                insured_value_minor, insured_currency)
         VALUES (%(id)s, %(merchant_order_id)s, %(city_id)s, %(emergency)s, %(pickup_lat)s, %(pickup_lng)s,
-                %(dropoff_lat)s, %(dropoff_lng)s, %(ready_at)s, %(proof_required)s)
+                %(dropoff_lat)s, %(dropoff_lng)s, %(ready_at)s, %(proof_required)s, %(coverage_policy_id)s,
+                %(insured_value_minor)s, %(insured_currency)s)
         RETURNING {_DELIVERY_COLUMNS}
         """,
         row,
@@ -294,11 +302,17 @@ async def add_proof_failure(conn: Connection, delivery_id: uuid.UUID) -> None:
     )
 
 
+_SOS_COLUMNS = """id, city_id, raised_by, raised_as, courier_id, delivery_id, lat, lng, note, status,
+    raised_at, resolved_at, resolved_by, resolution"""
+
+
 async def insert_sos(conn: Connection, row: Row) -> None:
     await conn.execute(
         """
-        INSERT INTO sos_incidents (id, city_id, raised_by, courier_id, lat, lng, note, raised_at)
-        VALUES (%(id)s, %(city_id)s, %(raised_by)s, %(courier_id)s, %(lat)s, %(lng)s, %(note)s, %(raised_at)s)
+        INSERT INTO sos_incidents (id, city_id, raised_by, raised_as, courier_id, delivery_id, lat, lng, note,
+                                   raised_at)
+        VALUES (%(id)s, %(city_id)s, %(raised_by)s, %(raised_as)s, %(courier_id)s, %(delivery_id)s, %(lat)s,
+                %(lng)s, %(note)s, %(raised_at)s)
         """,
         row,
     )
@@ -313,10 +327,21 @@ async def freeze(conn: Connection, courier_id: uuid.UUID, incident_id: uuid.UUID
     return [row["id"] for row in await cur.fetchall()]
 
 
+async def freeze_delivery(
+    conn: Connection, delivery_id: uuid.UUID, incident_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """A customer's SOS freezes their one delivery while it is under way (not before, not after)."""
+    cur = await conn.execute(
+        "UPDATE deliveries SET frozen_by = %s WHERE id = %s "
+        "AND status IN ('assigned', 'at_pickup', 'picked_up') AND frozen_by IS NULL RETURNING id",
+        (incident_id, delivery_id),
+    )
+    return [row["id"] for row in await cur.fetchall()]
+
+
 async def sos(conn: Connection, incident_id: uuid.UUID, *, lock: bool = False) -> Row | None:
     cur = await conn.execute(
-        "SELECT id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, resolved_at, "
-        "resolved_by, resolution FROM sos_incidents WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        f"SELECT {_SOS_COLUMNS} FROM sos_incidents WHERE id = %s" + (" FOR UPDATE" if lock else ""),
         (incident_id,),
     )
     row = await cur.fetchone()
@@ -325,8 +350,7 @@ async def sos(conn: Connection, incident_id: uuid.UUID, *, lock: bool = False) -
 
 async def open_sos(conn: Connection) -> list[Row]:
     cur = await conn.execute(
-        "SELECT id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, resolved_at, "
-        "resolved_by, resolution FROM sos_incidents WHERE status = 'open' ORDER BY raised_at, id"
+        f"SELECT {_SOS_COLUMNS} FROM sos_incidents WHERE status = 'open' ORDER BY raised_at, id"
     )
     return [dict(row) for row in await cur.fetchall()]
 
@@ -336,8 +360,7 @@ async def resolve_sos(
 ) -> Row:
     cur = await conn.execute(
         "UPDATE sos_incidents SET status = 'resolved', resolved_at = %s, resolved_by = %s, resolution = %s "
-        "WHERE id = %s RETURNING id, city_id, raised_by, courier_id, lat, lng, note, status, raised_at, "
-        "resolved_at, resolved_by, resolution",
+        f"WHERE id = %s RETURNING {_SOS_COLUMNS}",
         (now, by, resolution, incident_id),
     )
     row = await cur.fetchone()
@@ -530,8 +553,8 @@ async def covered_frozen_by(conn: Connection, incident_id: uuid.UUID) -> list[Ro
 async def insert_claim(conn: Connection, row: Row) -> None:
     await conn.execute(
         """
-        INSERT INTO insurance_claims (id, delivery_id, city_id, incident_id, policy_id, claimed_minor, currency,
-                                      reason, created_at)
+        INSERT INTO insurance_claims (id, delivery_id, city_id, incident_id, policy_id, claimed_minor,
+                                      currency, reason, created_at)
         VALUES (%(id)s, %(delivery_id)s, %(city_id)s, %(incident_id)s, %(policy_id)s, %(claimed_minor)s,
                 %(currency)s, %(reason)s, %(created_at)s)
         ON CONFLICT (incident_id, delivery_id) DO NOTHING
@@ -558,8 +581,8 @@ async def mark_claim_filed(conn: Connection, claim_id: uuid.UUID, reference: str
 
 async def claims(conn: Connection, status: str | None) -> list[Row]:
     cur = await conn.execute(
-        f"SELECT {_CLAIM_COLUMNS} FROM insurance_claims WHERE (%(status)s::text IS NULL OR status = %(status)s) "
-        "ORDER BY created_at, id",
+        f"SELECT {_CLAIM_COLUMNS} FROM insurance_claims "
+        "WHERE (%(status)s::text IS NULL OR status = %(status)s) ORDER BY created_at, id",
         {"status": status},
     )
     return [dict(row) for row in await cur.fetchall()]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Controller, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.domains.delivery import rerouting, service, sos
 from api.domains.delivery.live import LiveHub, closing_on_refusal, courier_topic, delivery_topic, stream_to
@@ -17,6 +17,7 @@ from api.domains.delivery.schemas import (
     Delivery,
     HandoverCode,
     HistoryEntry,
+    InsuranceClaim,
     LiveOffers,
     MyOffers,
     OfferResponse,
@@ -128,7 +129,7 @@ class CourierDeliveryController(Controller):
         return await rerouting.report_problem(conn, principal, delivery_id, data)
 
     @post("/sos", operation_id="couriers_sos", summary="Raise SOS with your position")
-    async def sos(
+    async def raise_sos(
         self,
         data: JSONBody[SosInput],
         conn: NamedDependency[Connection],
@@ -140,6 +141,16 @@ class CourierDeliveryController(Controller):
 class CustomerDeliveryController(Controller):
     path = "/v1/deliveries"
     tags = ["delivery"]  # noqa: RUF012
+
+    @post("/{delivery_id:uuid}/sos", operation_id="deliveries_sos", summary="Raise SOS about your delivery")
+    async def raise_sos(
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        data: JSONBody[SosInput],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> SosIncident:
+        return await sos.raise_customer_sos(conn, principal, delivery_id, data)
 
     @get("/{delivery_id:uuid}", operation_id="deliveries_get", summary="Your delivery: status, ETA, courier")
     async def get_delivery(
@@ -197,6 +208,14 @@ class DispatchAdminController(Controller):
     )
     async def open_problems(self, conn: NamedDependency[Connection]) -> list[Problem]:
         return await rerouting.open_problems(conn)
+
+    @get("/insurance-claims", operation_id="admin_insurance_claims", summary="Claims, oldest first")
+    async def claims(
+        self,
+        conn: NamedDependency[Connection],
+        status: FromQuery[Literal["pending", "filed"] | None] = None,
+    ) -> list[InsuranceClaim]:
+        return await sos.claims(conn, status)
 
     @get("/sos", operation_id="admin_sos_open", summary="Open SOS incidents, oldest first")
     async def open_sos(self, conn: NamedDependency[Connection]) -> list[SosIncident]:

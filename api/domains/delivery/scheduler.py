@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import datetime
 
 from psycopg import AsyncConnection
@@ -21,8 +21,12 @@ from psycopg.rows import dict_row
 
 from api.domains.delivery import repository as repo
 from api.domains.delivery import service
+from api.domains.delivery.insurance import build_insurer
+from api.domains.delivery.safety import SafetyFollowUp, background_follow_up
 from api.domains.delivery.schemas import RoundReport
+from api.domains.notifications.sender import build_sender
 from nearx.db import Connection, Pool, create_pool
+from nearx.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,17 @@ async def background_dispatch(pool: Pool, interval_s: float) -> AsyncIterator[No
     finally:
         stop.set()
         await task
+
+
+@asynccontextmanager
+async def delivery_jobs(pool: Pool, settings: Settings) -> AsyncIterator[None]:
+    """Everything delivery runs in the background of ``nearx serve``: the dispatch rounds and the
+    safety follow-up (support alerts, insurance claims)."""
+    handler = SafetyFollowUp(build_sender(settings), build_insurer(settings), settings.support_email)
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(background_dispatch(pool, settings.dispatch_interval_s))
+        await stack.enter_async_context(background_follow_up(pool, settings, handler))
+        yield
 
 
 async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]:

@@ -88,6 +88,10 @@ class Delivery(Output):
     """The open SOS incident holding this delivery still, if any."""
     eta_at: datetime | None
     """Expected hand-over time at the door, while a courier holds the delivery."""
+    coverage_policy_id: str | None
+    """The goods-in-transit policy the delivery travels under (none where the city has no cover)."""
+    insured_value_minor: int | None
+    insured_currency: str | None
 
 
 class HistoryEntry(Output):
@@ -109,7 +113,10 @@ class SosIncident(Output):
     id: uuid.UUID
     city_id: str
     raised_by: uuid.UUID
+    raised_as: str
+    """``courier`` (every delivery they hold freezes) or ``customer`` (their one delivery does)."""
     courier_id: uuid.UUID | None
+    delivery_id: uuid.UUID | None
     lat: float
     lng: float
     note: str | None
@@ -212,3 +219,18 @@ class Problem(Output):
     """``True`` when the delivery went back to dispatch; picked-up goods stay with support instead."""
     status: str
     reported_at: datetime
+
+
+class InsuranceClaim(Output):
+    id: uuid.UUID
+    delivery_id: uuid.UUID
+    incident_id: uuid.UUID
+    policy_id: str
+    claimed_minor: int
+    currency: str
+    reason: str
+    status: str
+    """``pending`` until handed to the insurer, then ``filed`` with its reference."""
+    insurer_reference: str | None
+    created_at: datetime
+    filed_at: datetime | None

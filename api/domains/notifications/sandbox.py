@@ -45,10 +45,11 @@ class SandboxSender:
             },
             ensure_ascii=False,
         )
-        await asyncio.to_thread(_append_line, self.path, line)
+        await asyncio.to_thread(append_line, self.path, line)
 
 
-def _append_line(path: Path, line: str) -> None:
+def append_line(path: Path, line: str) -> None:
+    """Append one line with a single O_APPEND write, so concurrent writers never interleave."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

@@ -25,6 +25,13 @@ class Template:
 
 
 TEMPLATES: dict[str, Template] = {
+    "support_alert": Template(
+        subject="NEARX support alert",
+        body={
+            "email": "{title}\n\ncity: {city}\nreference: {reference}\nposition: {where}\nnote: {note}",
+            "sms": "NEARX {title} ({city}) ref {reference} at {where}",
+        },
+    ),
     "otp": Template(
         subject="Your NEARX sign-in code",
         body={

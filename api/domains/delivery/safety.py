@@ -1,0 +1,126 @@
+"""Safety follow-up after commit: support is alerted, incident claims go to the insurer.
+
+A consumer of the event bus (idempotent per event id, like every consumer):
+``sos.raised`` and ``delivery.problem_reported`` send a support alert through the
+notifications sender; ``sos.raised`` also files the incident's pending claims
+with the insurer. A failure rolls the event's work back and it comes again on
+the next pass; the insurer returns the same reference for a claim filed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import redis.asyncio as redis
+
+from api.domains.delivery import repository as repo
+from api.domains.delivery.insurance import ClaimToFile, Insurer
+from api.domains.events.consumers import RedisStreamConsumer, poll_postgres
+from api.domains.events.model import Event
+from api.domains.notifications.sender import MessageSender
+from nearx.clock import utc_now
+from nearx.db import Connection, Pool
+from nearx.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "delivery-safety"
+
+
+class SafetyFollowUp:
+    """The event handler: alerts support, files claims."""
+
+    def __init__(self, sender: MessageSender, insurer: Insurer, support_email: str) -> None:
+        self._sender = sender
+        self._insurer = insurer
+        self._support_email = support_email
+
+    async def __call__(self, conn: Connection, event: Event) -> None:
+        if event.event_type == "sos.raised":
+            await self._alert(
+                event, f"SOS ({event.payload['priority']}) raised by a {event.payload['raised_as']}"
+            )
+            await self._file_claims(conn, event)
+        elif event.event_type == "delivery.problem_reported":
+            await self._alert(event, f"delivery problem: {event.payload['kind']}")
+
+    async def _alert(self, event: Event, title: str) -> None:
+        payload = event.payload
+        where = f"{payload['lat']:.5f},{payload['lng']:.5f}" if "lat" in payload else "unknown"
+        await self._sender.send(
+            channel="email",
+            destination=self._support_email,
+            template="support_alert",
+            params={
+                "title": title,
+                "city": event.city_id or "unknown",
+                "reference": str(event.aggregate_id),
+                "where": where,
+                "note": str(payload.get("note") or ""),
+            },
+        )
+
+    async def _file_claims(self, conn: Connection, event: Event) -> None:
+        for claim in await repo.pending_claims(conn, event.aggregate_id):
+            reference = await self._insurer.file_claim(
+                ClaimToFile(
+                    claim_id=claim["id"],
+                    policy_id=claim["policy_id"],
+                    delivery_id=claim["delivery_id"],
+                    incident_id=claim["incident_id"],
+                    claimed_minor=claim["claimed_minor"],
+                    currency=claim["currency"],
+                    reason=claim["reason"],
+                    occurred_at=event.occurred_at,
+                )
+            )
+            await repo.mark_claim_filed(conn, claim["id"], reference, utc_now())
+
+
+async def follow_up_pass(
+    conn: Connection, handler: SafetyFollowUp, redis_consumer: RedisStreamConsumer | None
+) -> int:
+    """Handle every new event once (the PostgreSQL stream, or the Redis one when the bus is Redis)."""
+    handled = 0
+    if redis_consumer is not None:
+        return await redis_consumer.poll(conn, handler)
+    while batch := await poll_postgres(conn, CONSUMER, handler):
+        handled += batch
+    return handled
+
+
+@asynccontextmanager
+async def background_follow_up(
+    pool: Pool, settings: Settings, handler: SafetyFollowUp
+) -> AsyncIterator[None]:
+    """Run passes every ``events_relay_interval_s`` for the lifetime of the block (``nearx serve``)."""
+    stop = asyncio.Event()
+    client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    consumer = None
+    if client is not None:
+        consumer = RedisStreamConsumer(client, group=CONSUMER, name=f"{socket.gethostname()}-{os.getpid()}")
+        await consumer.ensure_group()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            try:
+                async with pool.connection() as conn:
+                    await follow_up_pass(conn, handler, consumer)
+            except Exception:
+                log.exception("safety follow-up pass failed")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.events_relay_interval_s)
+
+    task = asyncio.create_task(loop(), name="delivery-safety")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        if client is not None:
+            await client.aclose()

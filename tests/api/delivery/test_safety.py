@@ -1,0 +1,196 @@
+"""Safety and insurance: cover on every delivery, customer SOS, support alerts, claims filed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from litestar.testing import AsyncTestClient
+from psycopg.rows import dict_row
+
+from api.app import create_app
+from api.domains.delivery.insurance import SandboxInsurer
+from api.domains.delivery.safety import SafetyFollowUp, follow_up_pass
+from api.domains.events.jobs import relay_once
+from api.domains.notifications.sandbox import SandboxSender, read_messages
+from api.security.principal import Role
+from nearx.settings import Settings, load_settings
+from tests.api.delivery.conftest import Actor, MakeCourier, MakeUser
+from tests.api.delivery.scenario import Client, at_position, merchant_order, offers, round_now
+
+WAIT_S = 15.0
+"""Upper bound for the background jobs to show their effect (a bound on a hang, not a speed check)."""
+HERE = {"lat": 27.7050, "lng": 85.3250}
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]]) -> Any:
+    async def poll() -> Any:
+        while not (found := await check()):  # noqa: ASYNC110 (polls the database: no event to await)
+            await asyncio.sleep(0.05)
+        return found
+
+    return await asyncio.wait_for(poll(), timeout=WAIT_S)
+
+
+async def _assigned_to(client: Client, admin: Actor, courier: Actor) -> str:
+    await round_now(client, admin)
+    offer = (await offers(client, courier))["pending"][0]
+    accepted = await client.post(f"/v1/couriers/me/offers/{offer['id']}/accept", headers=courier.headers)
+    assert accepted.status_code == 200, accepted.text
+    return str(accepted.json()["id"])
+
+
+async def _claims(client: Client, admin: Actor, status: str | None = None) -> list[dict[str, Any]]:
+    listed = await client.get(
+        "/v1/admin/insurance-claims", params={"status": status} if status else {}, headers=admin.headers
+    )
+    assert listed.status_code == 200, listed.text
+    return list(listed.json())
+
+
+def _follow_up(settings: Settings) -> SafetyFollowUp:
+    return SafetyFollowUp(SandboxSender(settings), SandboxInsurer(settings), settings.support_email)
+
+
+async def test_every_delivery_records_its_cover(
+    client: Client, make_courier: MakeCourier, make_user: MakeUser, admin: Actor, conn: Any
+) -> None:
+    courier, _ = await make_courier()
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
+    delivery_id = await _assigned_to(client, admin, courier)
+    seen = await client.get(f"/v1/couriers/me/deliveries/{delivery_id}", headers=courier.headers)
+    body = seen.json()
+    # the order's goods (1000 minor units of NPR) travel under the city's sandbox transit policy
+    assert (body["coverage_policy_id"], body["insured_value_minor"], body["insured_currency"]) == (
+        "sandbox-transit-kathmandu",
+        1000,
+        "NPR",
+    )
+
+
+async def test_a_customer_sos_freezes_their_delivery_alerts_support_and_files_a_claim(
+    client: Client,
+    make_courier: MakeCourier,
+    make_user: MakeUser,
+    admin: Actor,
+    conn: Any,
+    settings: Settings,
+    db_url: str,
+) -> None:
+    courier, _ = await make_courier()
+    customer = await make_user(Role.CUSTOMER)
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user, customer=customer)
+    delivery_id = await _assigned_to(client, admin, courier)
+
+    stranger = await make_user(Role.CUSTOMER)
+    path = f"/v1/deliveries/{delivery_id}/sos"
+    assert (await client.post(path, json=HERE, headers=stranger.headers)).status_code == 404
+    raised = await client.post(
+        path, json={**HERE, "note": "the courier is threatening me"}, headers=customer.headers
+    )
+    assert raised.status_code == 201, raised.text
+    incident = raised.json()
+    assert (incident["raised_as"], incident["delivery_id"]) == ("customer", delivery_id)
+    moved = await client.post(
+        f"/v1/couriers/me/deliveries/{delivery_id}/status", json={"to": "at_pickup"}, headers=courier.headers
+    )
+    assert moved.status_code == 409  # frozen
+    [pending] = await _claims(client, admin, "pending")
+    assert (pending["delivery_id"], pending["claimed_minor"], pending["currency"]) == (
+        delivery_id,
+        1000,
+        "NPR",
+    )
+
+    await relay_once(db_url, settings)
+    async with await _connect(db_url) as worker:
+        assert await follow_up_pass(worker, _follow_up(settings), None) >= 1
+        assert await follow_up_pass(worker, _follow_up(settings), None) == 0  # once per event
+    [alert] = [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
+    assert alert.destination == settings.support_email
+    assert "SOS (critical) raised by a customer" in alert.body
+    assert "the courier is threatening me" in alert.body
+    [filed] = await _claims(client, admin, "filed")
+    assert filed["id"] == pending["id"]
+    assert filed["insurer_reference"].startswith("SBX-")
+    recorded = [json.loads(line) for line in _claims_file(settings).read_text().splitlines()]
+    assert [(c["claim_id"], c["reference"]) for c in recorded] == [(filed["id"], filed["insurer_reference"])]
+
+
+async def test_serve_jobs_alert_support_and_file_the_claims_of_a_courier_sos(
+    settings: Settings,
+    db_url: str,
+    client: Client,
+    make_courier: MakeCourier,
+    make_user: MakeUser,
+    admin: Actor,
+    conn: Any,
+) -> None:
+    courier, _ = await make_courier()
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
+    first = await _assigned_to(client, admin, courier)
+    # same home as the tokens' issuer (the sandbox signing key lives there); rounds off, follow-up on
+    settings = load_settings({"NEARX_HOME": str(settings.home), "NEARX_DISPATCH_INTERVAL_S": "0"})
+
+    async with AsyncTestClient(
+        app=create_app(settings, db_url=db_url, run_relay=True, run_dispatch=True)
+    ) as served:
+        raised = await served.post("/v1/couriers/me/sos", json=HERE, headers=courier.headers)
+        assert raised.status_code == 201, raised.text
+
+        async def filed() -> Any:
+            return [
+                c for c in await _claims(client, admin, "filed") if c["incident_id"] == raised.json()["id"]
+            ]
+
+        [claim] = await _eventually(filed)
+        assert claim["delivery_id"] == first
+
+        async def alerted() -> list[Any]:
+            return [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
+
+        [alert] = await _eventually(alerted)
+    assert "SOS (critical) raised by a courier" in alert.body
+
+
+async def test_a_reported_problem_alerts_support(
+    client: Client,
+    make_courier: MakeCourier,
+    make_user: MakeUser,
+    admin: Actor,
+    conn: Any,
+    settings: Settings,
+    db_url: str,
+) -> None:
+    courier, _ = await make_courier()
+    await at_position(client, courier, 27.7101, 85.3201)
+    await merchant_order(conn, make_user)
+    delivery_id = await _assigned_to(client, admin, courier)
+    reported = await client.post(
+        f"/v1/couriers/me/deliveries/{delivery_id}/problem",
+        json={"kind": "merchant_closed", "note": "shutters down"},
+        headers=courier.headers,
+    )
+    assert reported.status_code == 201, reported.text
+    await relay_once(db_url, settings)
+    async with await _connect(db_url) as worker:
+        await follow_up_pass(worker, _follow_up(settings), None)
+    [alert] = [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
+    assert "delivery problem: merchant_closed" in alert.body
+    assert "shutters down" in alert.body
+    assert await _claims(client, admin) == []  # a problem is not an incident: nothing to claim
+
+
+def _claims_file(settings: Settings) -> Path:
+    return settings.home / "sandbox" / "insurance_claims.jsonl"
+
+
+async def _connect(url: str) -> Any:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
