@@ -520,18 +520,22 @@ def payments_reconcile(
         int, typer.Option(help="Only settle operations untouched for this many seconds (in-flight calls).")
     ] = 120,
 ) -> None:
-    """Ask providers about payments left unknown by timeouts; send requested refunds; void expired holds."""
+    """Capture finished orders (split settlement); ask providers about payments left unknown by
+    timeouts; send requested refunds; void expired holds."""
     import asyncio
     from datetime import timedelta
 
-    from api.domains.payments.jobs import reconcile_database
+    from api.domains.payments.jobs import capture_orders_database, reconcile_database
     from nearx.postgres import database_url
     from nearx.settings import get_settings
 
     settings = get_settings()
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
+        orders = asyncio.run(capture_orders_database(url))
         report = asyncio.run(reconcile_database(url, older_than=timedelta(seconds=older_than_s)))
     typer.echo(
+        f"captured {orders.captured} finished order(s), voided {orders.voided}, "
+        f"{orders.unsettled} left for a person; "
         f"settled {report.intents_settled} intent(s), {report.refunds_settled} refund(s); "
         f"dispatched {report.refunds_dispatched} requested refund(s); "
         f"voided {report.authorizations_expired} expired authorization(s); "

@@ -5,6 +5,10 @@ Two shapes, because the callers have two needs:
 * plain async functions (:func:`capture_for_order`, :func:`refund`,
   :func:`hold_deposit`, :func:`release_deposit`, :func:`capture_deposit`)
   that talk to providers and so run *outside* any caller transaction;
+* :func:`capture_settled_orders`, run by ``nearx payments reconcile``, which
+  captures an order's authorization once all its merchant orders are final
+  (delivered, cancelled, rejected, refunded), split per merchant, courier,
+  platform and tax;
 * adapters for the ports that orders and bookings already define
   (:class:`OrderRefunds` for ``orders.ports.RefundGateway``,
   :class:`BookingDeposits` for ``bookings.ports.DepositGateway``), which are
@@ -17,14 +21,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from api.domains.bookings.ports import DepositOutcome, DepositRequest
 from api.domains.orders.ports import RefundOutcome, RefundRequest
 from api.domains.payments import repository, service
 from api.domains.payments.gateways.base import Gateway
-from api.domains.payments.settlement import OrderSplit, RefundBearer, order_legs
-from api.errors import InvalidInput
+from api.domains.payments.settlement import (
+    OrderSplit,
+    RefundBearer,
+    SettlementLeg,
+    merge_legs,
+    net_of_refunds,
+    order_legs,
+)
+from api.errors import Conflict, InvalidInput
 from nearx.db import Connection
 from nearx.ids import new_id
 from nearx.money import Money
@@ -59,6 +71,89 @@ async def capture_for_order(
         actor=actor,
         settlement=legs,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCaptureReport:
+    captured: int
+    voided: int
+    """Payments of orders that ended with nothing to charge (all cancelled, or refunded in full)."""
+    unsettled: int
+    """Payments that could not be settled automatically (more owed than authorized, or a decline)."""
+
+
+def order_settlement(
+    orders: list[Row], commission_bp: Mapping[str, int], currency: str
+) -> list[SettlementLeg]:
+    """The capture's legs for an order's merchant orders, from what each finally came to.
+
+    Delivered ones pay items (less the merchant-funded discount) with the
+    category commission, the delivery fee (to the courier who delivered, else
+    the platform) and tax, net of refunds made before the capture; a
+    cancellation after acceptance pays its fee to the merchant; the rest pay nothing.
+    """
+    legs: list[SettlementLeg] = []
+    for order in orders:
+        if order["status"] in ("delivered", "partially_refunded", "refunded"):
+            split = OrderSplit(
+                merchant_id=order["merchant_id"],
+                items_minor=order["items_minor"] - order["discount_minor"],
+                delivery_fee_minor=order["delivery_fee_minor"],
+                tax_minor=order["tax_minor"],
+                courier_id=order["courier_id"],
+                merchant_category=order["category"],
+            )
+            full = order_legs(split, commission_bp=commission_bp[order["category"]], currency=currency)
+            legs += net_of_refunds(full, order["refunded_minor"])
+        elif order["status"] == "cancelled" and order["cancellation_fee_minor"]:
+            fee = OrderSplit(
+                merchant_id=order["merchant_id"],
+                items_minor=order["cancellation_fee_minor"],
+                merchant_category=order["category"],
+            )
+            legs += order_legs(fee, commission_bp=commission_bp[order["category"]], currency=currency)
+    return merge_legs(legs)
+
+
+async def capture_settled_orders(conn: Connection, gateways: Mapping[str, Gateway]) -> OrderCaptureReport:
+    """Capture each authorized order payment whose merchant orders are all final, split per party.
+
+    Run by ``nearx payments reconcile`` (outside any transaction: it calls the
+    providers). The intent's status is the guard: a capture moves it out of
+    ``requires_capture``, so a second pass or a concurrent one captures nothing twice.
+    """
+    captured = voided = unsettled = 0
+    for intent_id in await repository.intents_of_settled_orders(conn):
+        row = await service.get_intent(conn, intent_id)
+        orders = await repository.merchant_orders_paid_by(conn, row["order_id"])
+        rates = {o["category"]: await repository.commission_bp(conn, o["category"]) for o in orders}
+        legs = order_settlement(orders, rates, row["currency"])
+        total = sum(leg.amount_minor for leg in legs)
+        try:
+            if total == 0:
+                await service.cancel(
+                    conn, gateways, intent_id, actor="marketplace", reason="nothing_to_charge"
+                )
+                voided += 1
+                continue
+            done = await service.capture(
+                conn,
+                gateways,
+                intent_id,
+                amount=service.money(total, row["currency"]),
+                actor="marketplace",
+                settlement=legs,
+            )
+        except InvalidInput:
+            unsettled += 1  # more is owed than was authorized: a person has to settle it
+            continue
+        except Conflict:
+            continue  # another pass took it first
+        if done["status"] == "succeeded":
+            captured += 1
+        else:
+            unsettled += 1
+    return OrderCaptureReport(captured, voided, unsettled)
 
 
 async def refund(
@@ -133,6 +228,9 @@ class OrderRefunds:
 
     The merchant bears an order refund by default (tax is reversed pro rata);
     the refund is sent to the provider by the dispatcher in reconciliation.
+    Before the order's payment is captured, nothing is sent: the refund stays
+    ``requested`` and :func:`capture_settled_orders` captures only what the
+    order still owes. Without any payment for the order it is ``failed``.
     """
 
     def __init__(self, bearer: RefundBearer = "merchant") -> None:
@@ -143,7 +241,11 @@ class OrderRefunds:
             conn, (request.merchant_order_id, request.parent_order_id)
         )
         if row is None:
-            return RefundOutcome(status="failed")
+            authorized = await repository.authorized_intent_for_order(
+                conn, (request.merchant_order_id, request.parent_order_id)
+            )
+            # not captured yet: the capture takes only what the order still owes after this refund
+            return RefundOutcome(status="requested" if authorized is not None else "failed")
         refund_row = await service.reserve_refund(
             conn,
             row,

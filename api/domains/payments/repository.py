@@ -346,3 +346,58 @@ async def intents_of_customer(conn: Connection, customer_id: uuid.UUID) -> list[
         (customer_id,),
     )
     return [row["intent"] for row in await cursor.fetchall()]
+
+
+_SETTLED_ORDER_STATUSES = ("delivered", "refunded", "partially_refunded", "cancelled", "rejected")
+"""Merchant-order states after which nothing more is delivered or charged."""
+
+
+async def intents_of_settled_orders(conn: Connection) -> list[uuid.UUID]:
+    """Authorized order payments whose merchant orders (children of ``order_id``, or ``order_id``
+    itself) have all reached a final state, so the capture can be split."""
+    rows = await (
+        await conn.execute(
+            """
+            SELECT i.id FROM payment_intents i
+             WHERE i.status = 'requires_capture' AND i.purpose = 'payment' AND i.order_id IS NOT NULL
+               AND EXISTS (SELECT 1 FROM merchant_orders m WHERE i.order_id IN (m.parent_id, m.id))
+               AND NOT EXISTS (SELECT 1 FROM merchant_orders m
+                                WHERE i.order_id IN (m.parent_id, m.id) AND m.status <> ALL(%s))
+             ORDER BY i.id
+            """,
+            (list(_SETTLED_ORDER_STATUSES),),
+        )
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+async def merchant_orders_paid_by(conn: Connection, order_id: uuid.UUID) -> list[Row]:
+    """The merchant orders an intent pays for, with the merchant's category and the courier who
+    delivered (none when no delivery row says so)."""
+    return list(
+        await (
+            await conn.execute(
+                """
+                SELECT m.id, m.merchant_id, m.status, m.items_minor, m.discount_minor, m.delivery_fee_minor,
+                       m.tax_minor, m.total_minor, m.refunded_minor, m.cancellation_fee_minor,
+                       mc.category, d.courier_id
+                  FROM merchant_orders m JOIN merchants mc ON mc.id = m.merchant_id
+                  LEFT JOIN deliveries d ON d.merchant_order_id = m.id AND d.status = 'delivered'
+                 WHERE %s IN (m.parent_id, m.id)
+                 ORDER BY m.id
+                """,
+                (order_id,),
+            )
+        ).fetchall()
+    )
+
+
+async def authorized_intent_for_order(conn: Connection, order_ids: tuple[uuid.UUID, ...]) -> Row | None:
+    """An order payment authorized but not captured yet (its capture will take only what remains)."""
+    return await (
+        await conn.execute(
+            "SELECT * FROM payment_intents WHERE order_id = ANY(%s) AND purpose = 'payment' "
+            "AND status = 'requires_capture' ORDER BY created_at LIMIT 1",
+            (list(order_ids),),
+        )
+    ).fetchone()

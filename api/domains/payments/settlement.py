@@ -121,3 +121,35 @@ def refund_reversal(
     else:
         reversal.append(SettlementLeg(AccountKind.REFUND_EXPENSE.value, None, rest))
     return [leg for leg in reversal if leg.amount_minor]
+
+
+def net_of_refunds(legs: list[SettlementLeg], refunded_minor: int) -> list[SettlementLeg]:
+    """The legs left after refunding ``refunded_minor`` before anything was captured.
+
+    Money never captured was never anyone's, so every leg shrinks pro rata
+    (the commission too), by the same arithmetic as a proportional refund.
+    """
+    merged = merge_legs(legs)
+    if not refunded_minor:
+        return merged
+    total = sum(leg.amount_minor for leg in merged)
+    taken = {
+        (leg.kind, leg.owner): leg.amount_minor
+        for leg in refund_reversal(
+            merged, captured=total, refunded_before=0, amount=refunded_minor, bearer="proportional"
+        )
+    }
+    return merge_legs(
+        [
+            SettlementLeg(leg.kind, leg.owner, leg.amount_minor - taken.get((leg.kind, leg.owner), 0))
+            for leg in merged
+        ]
+    )
+
+
+def merge_legs(legs: list[SettlementLeg]) -> list[SettlementLeg]:
+    """One leg per (account kind, owner), in first-seen order, without zero legs."""
+    merged: dict[tuple[str, str | None], int] = {}
+    for leg in legs:
+        merged[(leg.kind, leg.owner)] = merged.get((leg.kind, leg.owner), 0) + leg.amount_minor
+    return [SettlementLeg(kind, owner, amount) for (kind, owner), amount in merged.items() if amount]

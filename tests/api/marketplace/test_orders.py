@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.domains.orders import service as orders
-from api.domains.orders.ports import RefundOutcome, RefundRequest
+from api.domains.orders.ports import RecordingRefundGateway, RefundOutcome, RefundRequest
 from nearx.clock import utc_now
 from nearx.geo import haversine_m
 from tests.api.marketplace.conftest import KTM, Actor, MakeMerchant, MakeProduct, MakeUser
@@ -425,8 +425,15 @@ async def test_refunds_per_item_then_in_full_through_the_payments_interface(
 
 
 async def test_default_refund_gateway_records_the_request(
-    client: AsyncTestClient[Litestar], shop: dict[str, Any], make_user: MakeUser, admin: Actor, conn: Any
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    shop: dict[str, Any],
+    make_user: MakeUser,
+    admin: Actor,
+    conn: Any,
 ) -> None:
+    # the app is composed with payments' adapter; this test is about the recording stand-in
+    app.state.refund_gateway = RecordingRefundGateway()
     customer = await make_user()
     child = await _place(client, customer, shop["tea"], quantity=1)
     for step in ("accepted", "preparing", "ready_for_pickup", "picked_up", "delivered"):
