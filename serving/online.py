@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class ViewPlan:
     view: str
     join_key: str
     features: tuple[str, ...]
+
+    @property
+    def cached_as(self) -> str:
+        """The cache namespace: the view *and* the features asked of it, since two services may
+        project different features of one view (``ranker_v1`` reads five of ``merchant_stats``,
+        ``fraud_v1`` two) and a cached vector only fits the projection it was read for."""
+        return f"{self.view}:{zlib.crc32(','.join(self.features).encode()):08x}"
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ class OnlineFeatures:
         found: dict[str, Vector] = {}
         missing: list[str] = []
         for value in dict.fromkeys(values):
-            entry = self._local.get(f"{view.view}:{value}")
+            entry = self._local.get(f"{view.cached_as}:{value}")
             if entry is not None and now - entry[0] < self.freshness_s:
                 found[value] = entry[1]
             else:
@@ -177,7 +185,7 @@ class OnlineFeatures:
             missing = self._from_shared(view, missing, now, found)
         if missing:
             fetched = self._from_store(view, missing)
-            stamped = {f"{view.view}:{k}": (now, vector) for k, vector in fetched.items()}
+            stamped = {f"{view.cached_as}:{k}": (now, vector) for k, vector in fetched.items()}
             self._remember(stamped)
             if self.shared is not None:
                 self._to_shared(view, stamped)
@@ -199,7 +207,7 @@ class OnlineFeatures:
         for key, entry in zip(missing, entries, strict=True):
             if entry is not None and now - entry[0] < self.freshness_s:
                 found[key] = entry[1]
-                fresh[f"{view.view}:{key}"] = entry
+                fresh[f"{view.cached_as}:{key}"] = entry
             else:
                 still.append(key)
         self._remember(fresh)
@@ -208,7 +216,7 @@ class OnlineFeatures:
 
     def _to_shared(self, view: ViewPlan, stamped: Mapping[str, tuple[float, Vector]]) -> None:
         assert self.shared is not None
-        prefix = len(view.view) + 1
+        prefix = len(view.cached_as) + 1
         try:
             self.shared.set_many(
                 {self._shared_key(view, k[prefix:]): entry for k, entry in stamped.items()}, self.freshness_s
@@ -218,7 +226,7 @@ class OnlineFeatures:
 
     def _shared_key(self, view: ViewPlan, key: str) -> str:
         """Keyed by the view's last materialisation seen, so a new one never reads older entries."""
-        return f"{view.view}:{self._materialized.get(view.view)}:{key}"
+        return f"{view.cached_as}:{self._materialized.get(view.view)}:{key}"
 
     def _from_store(self, view: ViewPlan, missing: list[str]) -> dict[str, Vector]:
         refs = [f"{view.view}:{feature}" for feature in view.features]

@@ -42,6 +42,25 @@ def test_values_equal_feasts_own_online_retrieval(feature_store: FeatureStore) -
     assert set(columns) == set(online.plan("ranker_v1").features)
 
 
+def test_services_projecting_different_features_of_one_view_never_share_a_cached_vector(
+    feature_store: FeatureStore,
+) -> None:
+    """ranker_v1 reads five merchant_stats features, fraud_v1 two and eta_v1 three, of the same rows."""
+    online = OnlineFeatures(feature_store)
+    keys = {"merchant_id": ["m1", "m2"], "customer_id": ["c1", "c1"], "merchant_hour": ["", ""]}
+    keys |= {"courier_id": ["", ""], "cell_hour": ["", ""]}
+    ranker = online.get("ranker_v1", keys)
+    fraud = online.get("fraud_v1", keys)  # the same merchants, now from the cache of another projection
+    eta = online.get("eta_v1", keys)
+    rows = feature_store.get_online_features(
+        features=["merchant_stats:merchant_orders_28d", "merchant_stats:merchant_cancel_rate"],
+        entity_rows=[{"merchant_id": "m1"}, {"merchant_id": "m2"}],
+    ).to_dict()
+    for columns in (ranker, fraud, eta):
+        np.testing.assert_array_equal(columns["merchant_orders_28d"], rows["merchant_orders_28d"])
+    np.testing.assert_array_equal(fraud["merchant_cancel_rate"], rows["merchant_cancel_rate"])
+
+
 def test_a_second_request_is_served_from_the_cache_until_the_freshness_bound(
     feature_store: FeatureStore,
 ) -> None:
