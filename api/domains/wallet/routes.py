@@ -1,4 +1,4 @@
-"""HTTP surface of the caller's own NEARX wallet: balance and limits, top-ups."""
+"""HTTP surface of the caller's own NEARX wallet: balance and limits, top-ups, payments."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from api.domains.payments.idempotent import run_once
 from api.domains.payments.routes import IdempotencyKey, ScorerDependency, provide_fraud_scorer
 from api.domains.payments.schemas import IntentOut
 from api.domains.wallet import service
-from api.domains.wallet.schemas import TopUpIn, WalletOut
+from api.domains.wallet.schemas import TopUpIn, WalletOut, WalletPayIn, WalletPaymentOut
 from api.errors import InvalidInput
 from api.security.principal import Principal
 from nearx.db import Connection
@@ -69,6 +69,40 @@ class WalletController(Controller):
             return await run_once(
                 conn,
                 scope=f"wallet.top_up:{principal.user_id}",
+                key=idempotency_key,
+                body=data,
+                operation=operation,
+                status=201,
+            )
+
+    @post("/payments", operation_id="payWithWallet", summary="Pay from my wallet, a card paying the rest")
+    async def pay(
+        self,
+        data: JSONBody[WalletPayIn],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        fraud_scorer: ScorerDependency,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        async with configured_gateways(conn, settings) as gateways:
+
+            async def operation() -> WalletPaymentOut:
+                rows = await service.pay(
+                    conn,
+                    gateways,
+                    principal.user_id,
+                    payments.money(data.amount_minor, data.currency),
+                    card_payment_method=data.card_payment_method,
+                    order_id=data.order_id,
+                    scorer=fraud_scorer,
+                    second_factor=principal.mfa,
+                )
+                return WalletPaymentOut(intents=[IntentOut.of(row) for row in rows])
+
+            return await run_once(
+                conn,
+                scope=f"wallet.pay:{principal.user_id}",
                 key=idempotency_key,
                 body=data,
                 operation=operation,

@@ -134,6 +134,8 @@ async def pay(
     card_provider: str = "sandbox",
     order_id: uuid.UUID | None = None,
     capture_method: payments.CaptureMethod = "manual",
+    scorer: FraudScorer | None = None,
+    second_factor: bool = False,
 ) -> list[Row]:
     """Authorize ``amount`` from the wallet, and the rest from a card when one is given.
 
@@ -166,7 +168,15 @@ async def pay(
             ),
             actor=actor,
         )
-        confirmed = await payments.confirm(conn, gateways, created["id"], payment_method=method, actor=actor)
+        confirmed = await payments.confirm(
+            conn,
+            gateways,
+            created["id"],
+            payment_method=method,
+            actor=actor,
+            scorer=scorer,
+            second_factor=second_factor,
+        )
         intents.append(confirmed)
         if confirmed["status"] not in ("requires_capture", "succeeded"):
             for earlier in intents[:-1]:
