@@ -74,8 +74,9 @@ def _input(body_type: type[T], /, **fields: Any) -> T:
 
 
 def _acting_as(user_id: uuid.UUID, *roles: Role) -> Principal:
-    """The seeder acts in each user's name, as their own signed-in session would."""
-    return Principal(user_id=user_id, roles=frozenset(roles), session_id=new_id(), mfa=True)
+    """The seeder acts in each user's name, as their own signed-in session would (an admin's
+    with the second factor that admin routes demand)."""
+    return Principal(user_id=user_id, roles=frozenset(roles), session_id=new_id(), mfa=Role.ADMIN in roles)
 
 
 def demo_email(city_id: str, source_id: str) -> str:
@@ -238,10 +239,15 @@ async def _once(
     report.created[kind] += 1
 
 
+def _silent(_: str) -> None:
+    """The default progress callback: say nothing."""
+
+
 async def seed_city(
-    conn: Connection, settings: Settings, city: DemoCity, progress: Callable[[str], None] = print
+    conn: Connection, settings: Settings, city: DemoCity, progress: Callable[[str], None] = _silent
 ) -> SeedReport:
-    """Seed ``city`` (``conn`` in autocommit; each entity commits on its own); a rerun adds nothing."""
+    """Seed ``city`` (``conn`` in autocommit; each entity commits on its own); a rerun adds nothing.
+    ``progress`` hears a line after each kind of entity."""
     report = SeedReport()
     known = await repository.seeded(conn, city.city_id)
     report.existing = len(known)

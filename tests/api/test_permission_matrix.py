@@ -229,7 +229,7 @@ class Market:
 async def _market(client: Client, conn: Any, settings: Settings) -> Market:
     """Two approved shops and a provider (through the demo seeder), and one customer who has
     checked out at the first shop, held a plumber's slot and created a payment intent."""
-    await seed_city(conn, settings, MARKET, progress=lambda _: None)
+    await seed_city(conn, settings, MARKET)
     ids = {
         row["source_id"]: row["platform_id"]
         for row in await (await conn.execute("SELECT source_id, platform_id FROM demo_entities")).fetchall()

@@ -219,7 +219,7 @@ class Marketplace:
 async def _marketplace(client: Client, conn: Any, settings: Settings) -> Marketplace:
     """The demo seeder's small city, then a customer who orders (delivered by the courier to the
     doorstep), books a plumber, pays, holds a wallet and uploads a document."""
-    await seed_city(conn, settings, DEMO, progress=lambda _: None)
+    await seed_city(conn, settings, DEMO)
     rows = {
         r["source_id"]: r["platform_id"]
         for r in await (await conn.execute("SELECT source_id, platform_id FROM demo_entities")).fetchall()
