@@ -60,6 +60,8 @@ class CityIndex:
     lng: FloatArray
     prep_s: FloatArray
     price_level: FloatArray
+    eco_packaging: FloatArray
+    """1.0 for merchants packing in eco packaging (the ranker's ``eco_match`` reads it)."""
     delivery_radius_m: FloatArray
     hours: dict[int, list[Interval]]
     holidays: dict[int, set[date]]
@@ -152,6 +154,7 @@ def _city_index(
         lng=lng,
         prep_s=np.array([r["prep_time_min"] for r in rows], dtype=np.float64) * 60.0,
         price_level=np.array([r["price_level"] for r in rows], dtype=np.float64),
+        eco_packaging=np.array([bool(r["eco_packaging"]) for r in rows], dtype=np.float64),
         delivery_radius_m=np.array([r["delivery_radius_m"] for r in rows], dtype=np.float64),
         hours={i: hours[m] for i, m in enumerate(ids) if m in hours},
         holidays={i: holidays[m] for i, m in enumerate(ids) if m in holidays},

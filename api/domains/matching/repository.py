@@ -41,7 +41,7 @@ async def live_merchants(conn: Connection) -> list[dict[str, Any]]:
                 GROUP BY p.merchant_id
             )
             SELECT m.id, m.city_id, m.kind, m.category, m.name, m.lat, m.lng, m.h3_r7,
-                   m.prep_time_min, m.delivery_radius_m,
+                   m.prep_time_min, m.delivery_radius_m, m.eco_packaging,
                    CASE WHEN pr.median_price IS NULL THEN 2
                         ELSE ntile(4) OVER (PARTITION BY m.city_id, pr.median_price IS NULL
                                             ORDER BY pr.median_price) END AS price_level

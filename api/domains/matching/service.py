@@ -198,6 +198,7 @@ def _scoring_input(city: CityIndex, pool: _Pool, favourites: set[str]) -> Candid
         prep_estimate_s=city.prep_s[pool.positions],
         is_favourite=np.array([1.0 if m in favourites else 0.0 for m in ids]),
         green_possible=(pool.distances_m <= 4_000).astype(np.float64),
+        eco_packaging=city.eco_packaging[pool.positions],
     )
 
 

@@ -111,6 +111,26 @@ async def test_ranking_changes_with_personalisation(
     assert "favourite" in next(r for r in after if r["merchant_id"] == last)["reason_codes"]
 
 
+async def test_an_eco_minded_customer_sees_eco_packaging_merchants_higher(
+    app: Litestar, client: Client, conn: Any, settings: Settings
+) -> None:
+    await insert_city(conn)
+    eco = [merchant_id(i) for i in range(2, MERCHANTS, 4)]
+    await conn.execute("UPDATE merchants SET eco_packaging = true WHERE id = ANY(%s)", (eco,))
+    await ready(app)
+    _, headers = await _customer(conn, settings)
+
+    async def mean_eco_position(eco_first: bool) -> float:
+        body = {**AT, "limit": 50, "eco_first": eco_first}
+        response = await client.post("/v1/match", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["scoring"]["model"] == "nearx-ranker"
+        positions = {r["merchant_id"]: r["position"] for r in response.json()["results"]}
+        return sum(positions[str(m)] for m in eco) / len(eco)
+
+    assert await mean_eco_position(True) < await mean_eco_position(False)
+
+
 async def test_alias_move_hot_swaps_the_ranker_behind_the_api(
     app: Litestar, client: Client, conn: Any, settings: Settings, serving_home: ServingHome
 ) -> None:
