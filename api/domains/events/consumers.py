@@ -2,13 +2,16 @@
 
 The handler runs in the same transaction as the processed-id insert (and, for
 the PostgreSQL stream, the offset update): either all of it happens once, or
-none of it and the event comes again.
+none of it and the event comes again. :func:`consumer_for` opens a consumer
+group on whichever bus the relay publishes to (the same choice as ``bus_for``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import cast
+from typing import Protocol, cast
 
 import aio_pika
 import redis.asyncio as redis
@@ -19,8 +22,19 @@ from api.domains.events import repository as repo
 from api.domains.events.buses import DEFAULT_EXCHANGE, DEFAULT_STREAM, declare_exchange
 from api.domains.events.model import Event
 from nearx.db import Connection
+from nearx.settings import Settings
 
 Handler = Callable[[Connection, Event], Awaitable[None]]
+
+
+class EventConsumer(Protocol):
+    async def poll(self, conn: Connection, handler: Handler, *, count: int = 200) -> int:
+        """Run ``handler`` on up to ``count`` waiting events not processed yet; returns how many ran."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 StreamReplies = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 """What XREADGROUP returns over RESP2 (the client default): [(stream, [(id, fields)])]."""
 
@@ -50,6 +64,19 @@ async def poll_postgres(conn: Connection, consumer: str, handler: Handler, *, li
     return handled
 
 
+class PostgresStreamConsumer:
+    """A consumer group of the PostgreSQL stream: an offset row per group, read on the caller's connection."""
+
+    def __init__(self, group: str) -> None:
+        self._group = group
+
+    async def poll(self, conn: Connection, handler: Handler, *, count: int = 200) -> int:
+        return await poll_postgres(conn, self._group, handler, limit=count)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
 class RedisStreamConsumer:
     """A consumer-group reader of the Redis stream; acknowledges only after the DB commit."""
 
@@ -58,6 +85,16 @@ class RedisStreamConsumer:
         self._group = group
         self._name = name
         self._stream = stream
+
+    @classmethod
+    async def connect(cls, url: str, *, group: str, name: str) -> RedisStreamConsumer:
+        """A consumer with its own client (closed by :meth:`close`) and its group created."""
+        consumer = cls(redis.Redis.from_url(url), group=group, name=name)
+        await consumer.ensure_group()
+        return consumer
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
     async def ensure_group(self) -> None:
         try:
@@ -108,7 +145,7 @@ class RabbitMQConsumer:
         bindings: Sequence[str] = ("#",),
     ) -> RabbitMQConsumer:
         """Declare the exchange and the group's queue (idempotent), bound to ``bindings`` (topic patterns)."""
-        connection = await aio_pika.connect(url)
+        connection = await aio_pika.connect_robust(url)  # reconnects, and re-declares the queue
         channel = await connection.channel()
         events = await declare_exchange(channel, exchange)
         queue = await channel.declare_queue(f"{exchange}.{group}", durable=True)
@@ -130,3 +167,19 @@ class RabbitMQConsumer:
 
     async def close(self) -> None:
         await self._connection.close()
+
+
+async def consumer_for(settings: Settings, group: str) -> EventConsumer:
+    """The consumer group ``group`` on the bus the relay publishes to: RabbitMQ, Redis or PostgreSQL.
+
+    On RabbitMQ the group's queue receives what is published after it was first
+    declared; start consumers before (or with) the relay.
+    """
+    if settings.rabbitmq_url:
+        return await RabbitMQConsumer.connect(
+            settings.rabbitmq_url, group=group, exchange=settings.rabbitmq_exchange
+        )
+    if settings.redis_url:
+        name = f"{socket.gethostname()}-{os.getpid()}"
+        return await RedisStreamConsumer.connect(settings.redis_url, group=group, name=name)
+    return PostgresStreamConsumer(group)

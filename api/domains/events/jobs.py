@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from api.domains.events import repository as repo
 from api.domains.events.buses import bus_for
-from api.domains.events.consumers import poll_postgres
+from api.domains.events.consumers import EventConsumer, consumer_for
 from api.domains.events.relay import Relay, run_relay
 from api.domains.events.webhooks import deliver_pending, fan_out
 from nearx.background import every
@@ -57,8 +57,10 @@ def _http() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=10.0, follow_redirects=False)
 
 
-async def _webhooks_round(conn: Connection, client: httpx.AsyncClient, pepper: str) -> dict[str, int]:
-    while await poll_postgres(conn, WEBHOOK_CONSUMER, fan_out):
+async def _webhooks_round(
+    conn: Connection, events: EventConsumer, client: httpx.AsyncClient, pepper: str
+) -> dict[str, int]:
+    while await events.poll(conn, fan_out):
         pass
     return await deliver_pending(conn, client, pepper=pepper)
 
@@ -66,12 +68,15 @@ async def _webhooks_round(conn: Connection, client: httpx.AsyncClient, pepper: s
 async def webhooks_once(
     url: str, settings: Settings, client: httpx.AsyncClient | None = None
 ) -> dict[str, int]:
-    """Fan the event stream out to webhook deliveries, then send what is pending."""
-    async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        if client is not None:
-            return await _webhooks_round(conn, client, settings.pepper)
-        async with _http() as http:
-            return await _webhooks_round(conn, http, settings.pepper)
+    """Fan the bus's events out to webhook deliveries, then send what is pending."""
+    async with AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(
+            await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
+        )
+        events = await consumer_for(settings, WEBHOOK_CONSUMER)
+        stack.push_async_callback(events.close)
+        http = client if client is not None else await stack.enter_async_context(_http())
+        return await _webhooks_round(conn, events, http, settings.pepper)
 
 
 @asynccontextmanager
@@ -81,10 +86,12 @@ async def background_webhooks(
     """Fan out and send webhooks every ``NEARX_WEBHOOKS_INTERVAL_S`` while the server runs."""
     async with AsyncExitStack() as stack:
         http = client if client is not None else await stack.enter_async_context(_http())
+        events = await consumer_for(settings, WEBHOOK_CONSUMER)
+        stack.push_async_callback(events.close)
 
         async def run() -> dict[str, int]:
             async with pool.connection() as conn:
-                return await _webhooks_round(conn, http, settings.pepper)
+                return await _webhooks_round(conn, events, http, settings.pepper)
 
         async with every(settings.webhooks_interval_s, run, name="webhooks"):
             yield

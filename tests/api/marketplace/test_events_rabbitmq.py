@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
 from api.domains.events.buses import RabbitMQBus, bus_for, unrouted_queue
 from api.domains.events.consumers import RabbitMQConsumer, handle_once
-from api.domains.events.jobs import relay_once
+from api.domains.events.jobs import WEBHOOK_CONSUMER, relay_once, webhooks_once
 from api.domains.events.model import Event
 from api.domains.events.relay import Relay
 from nearx.settings import Settings, load_settings
+from tests.api.marketplace.conftest import MakeMerchant, MakeProduct, MakeUser
 from tests.api.marketplace.events_support import Crash, DiesAfter, queue_depth, seed, unpublished
 
 pytestmark = pytest.mark.rabbitmq
@@ -39,7 +43,10 @@ async def exchange(rabbitmq_url: str) -> AsyncIterator[str]:
     yield name
     async with await aio_pika.connect(rabbitmq_url) as connection:
         channel = await connection.channel()
-        for queue in (unrouted_queue(name), *(f"{name}.{group}" for group in ("g1", "g2", "orders"))):
+        for queue in (
+            unrouted_queue(name),
+            *(f"{name}.{group}" for group in ("g1", "g2", "orders", WEBHOOK_CONSUMER)),
+        ):
             await channel.queue_delete(queue)
         for exchange_name in (name, unrouted_queue(name)):
             await channel.exchange_delete(exchange_name)
@@ -188,3 +195,50 @@ async def test_events_no_queue_binds_are_kept_not_dropped(
 
     assert await orders.poll(conn, handler) == 0
     assert await queue_depth(rabbitmq_url, unrouted_queue(exchange)) == 4
+
+
+async def test_webhooks_fan_out_from_the_rabbitmq_bus(
+    client: AsyncTestClient[Litestar],
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+    make_user: MakeUser,
+    conn: Any,
+    db_url: str,
+    rabbitmq_url: str,
+    exchange: str,
+    tmp_path: Path,
+) -> None:
+    settings = rabbit_settings(tmp_path, rabbitmq_url, exchange)
+    received: list[httpx.Request] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
+        assert await webhooks_once(db_url, settings, client=http) == {"succeeded": 0, "failed": 0}  # binds
+        owner, merchant = await make_merchant()
+        variant = (await make_product(owner, merchant))["variants"][0]["id"]
+        hook = await client.post(
+            f"/v1/merchants/{merchant['id']}/webhooks",
+            json={"url": "https://merchant.example/hooks", "event_types": ["order.created"]},
+            headers=owner.headers,
+        )
+        assert hook.status_code == 201, hook.text
+        customer = await make_user()
+        order = await client.post(
+            "/v1/orders",
+            json={
+                "items": [{"variant_id": variant, "quantity": 1}],
+                "delivery": {"lat": 27.701, "lng": 85.321},
+            },
+            headers={**customer.headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert order.status_code == 201, order.text
+        assert await relay_once(db_url, settings) > 0
+        assert await webhooks_once(db_url, settings, client=http) == {"succeeded": 1, "failed": 0}
+        assert await webhooks_once(db_url, settings, client=http) == {"succeeded": 0, "failed": 0}
+    assert [r.headers["X-Nearx-Event"] for r in received] == ["order.created"]
+    stream = await (await conn.execute("SELECT count(*) AS n FROM event_stream")).fetchone()
+    assert stream["n"] == 0  # it came through RabbitMQ, not the PostgreSQL stream
+    assert await queue_depth(rabbitmq_url, f"{exchange}.{WEBHOOK_CONSUMER}") == 0
