@@ -51,12 +51,23 @@ class OfferResponse(Input):
     reason: Reason | None = None
 
 
+UnitCoordinate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Stroke = Annotated[list[tuple[UnitCoordinate, UnitCoordinate]], msgspec.Meta(min_length=2, max_length=1000)]
+"""One pen stroke: points on the signature pad, scaled to 0..1 on both axes."""
+ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class Proof(Input):
     lat: Latitude
     lng: Longitude
     """Where the courier is when handing over (checked against the drop-off)."""
     code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")] | None = None
     """The customer's handover code, required for some merchant categories."""
+    photo_key: ObjectKey | None = None
+    """A photo of the handed-over goods: the key of an image you uploaded (``POST /v1/uploads/media``)."""
+    signature_key: ObjectKey | None = None
+    """The customer's signature as an image you uploaded, or give ``signature_strokes`` instead."""
+    signature_strokes: Annotated[list[Stroke], msgspec.Meta(min_length=1, max_length=50)] | None = None
 
 
 class Advance(Input):

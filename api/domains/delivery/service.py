@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
+from api.domains.delivery import proofs, rerouting, transitions
 from api.domains.delivery import repository as repo
-from api.domains.delivery import rerouting, transitions
 from api.domains.delivery.eta import city_eta
 from api.domains.delivery.live import shown_position
 from api.domains.delivery.schemas import (
@@ -34,24 +34,18 @@ from api.domains.delivery.schemas import (
     RoundReport,
     TrackedPosition,
 )
-from api.domains.identity.digests import digests_match, keyed_digest
 from api.errors import Conflict, InvalidInput, NotFound
 from api.security.principal import Principal
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, optimal_round
 from nearx.emissions import delivery_emission
-from nearx.geo import haversine_m
 from nearx.ids import new_id
 from nearx.routing import HaversineRouting, Mode
 from nearx.settings import Settings
 
 OFFER_TIMEOUT = timedelta(seconds=45)
 """How long a courier has to accept before the offer returns to dispatch."""
-PROOF_RADIUS_M = 150.0
-"""How far from the drop-off a courier may be when proving delivery (GPS error plus building size)."""
-MAX_PROOF_FAILURES = 5
-"""Wrong handover codes before the delivery needs support: four digits must not be guessable."""
 STALL_AFTER = timedelta(minutes=10)
 """A courier with work who neither moves nor progresses this long loses it to the next round."""
 
@@ -205,9 +199,9 @@ async def advance(
 ) -> Delivery:
     """The courier's progress; only the assigned courier may move it, one allowed step at a time.
 
-    ``delivered`` needs a proof: the courier's position near the drop-off and, for
-    some merchant categories, the customer's handover code. A wrong code is
-    counted (and only that is written); after a few the courier must call support.
+    ``delivered`` needs a proof (:mod:`api.domains.delivery.proofs`). A wrong
+    handover code is counted (and only that is written); after a few the courier
+    must call support.
     """
     now = utc_now()
     wrong_code = False
@@ -222,7 +216,7 @@ async def advance(
             raise Conflict(f"a delivery cannot go from {delivery['status']} to {body.to}")
         changes: dict[str, Any] = {}
         if body.to == "delivered":
-            proof = _check_proof(delivery, body, settings)
+            proof = await proofs.check(conn, principal, delivery, body.proof, settings)
             if proof is None:
                 await repo.add_proof_failure(conn, delivery_id)
                 wrong_code = True
@@ -259,34 +253,7 @@ async def handover_code(
         "picked_up",
     ):
         raise Conflict("this delivery has no handover code to show now")
-    return HandoverCode(code=_code_for(delivery_id, settings))
-
-
-def _code_for(delivery_id: uuid.UUID, settings: Settings) -> str:
-    digest = keyed_digest(settings.pepper, "delivery.handover", str(delivery_id))
-    return f"{int(digest[:12], 16) % 10_000:04d}"
-
-
-def _check_proof(delivery: dict[str, Any], body: Advance, settings: Settings) -> dict[str, Any] | None:
-    """The proof to store, or ``None`` for a wrong code; a missing or misplaced proof is a 422."""
-    if body.proof is None:
-        raise InvalidInput("delivered needs a proof (your position, and the code when required)")
-    if delivery["proof_failures"] >= MAX_PROOF_FAILURES:
-        raise Conflict("too many wrong handover codes: contact support to complete this delivery")
-    away = haversine_m(body.proof.lat, body.proof.lng, delivery["dropoff_lat"], delivery["dropoff_lng"])
-    if away > PROOF_RADIUS_M:
-        raise InvalidInput(f"you are {away:.0f} m from the drop-off; hand over within {PROOF_RADIUS_M:.0f} m")
-    if delivery["proof_required"] == "code":
-        if body.proof.code is None:
-            raise InvalidInput("this delivery needs the customer's handover code")
-        if not digests_match(body.proof.code, _code_for(delivery["id"], settings)):
-            return None
-    return {
-        "kind": delivery["proof_required"],
-        "lat": body.proof.lat,
-        "lng": body.proof.lng,
-        "distance_m": away,
-    }
+    return HandoverCode(code=proofs.handover_code(delivery_id, settings))
 
 
 async def customer_view(conn: Connection, principal: Principal, delivery_id: uuid.UUID) -> CustomerDelivery:
