@@ -9,12 +9,10 @@ the next pass; the insurer returns the same reference for a claim filed twice.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
 
@@ -24,10 +22,8 @@ from api.domains.events.consumers import RedisStreamConsumer, poll_postgres
 from api.domains.events.model import Event
 from api.domains.notifications.sender import MessageSender
 from nearx.clock import utc_now
-from nearx.db import Connection, Pool
+from nearx.db import Connection
 from nearx.settings import Settings
-
-log = logging.getLogger(__name__)
 
 CONSUMER = "delivery-safety"
 
@@ -95,32 +91,16 @@ async def follow_up_pass(
 
 
 @asynccontextmanager
-async def background_follow_up(
-    pool: Pool, settings: Settings, handler: SafetyFollowUp
-) -> AsyncIterator[None]:
-    """Run passes every ``events_relay_interval_s`` for the lifetime of the block (``nearx serve``)."""
-    stop = asyncio.Event()
-    client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-    consumer = None
-    if client is not None:
+async def follow_up_consumer(settings: Settings) -> AsyncIterator[RedisStreamConsumer | None]:
+    """This process's Redis consumer-group reader when the bus is Redis; ``None`` (the PostgreSQL
+    stream and its offset) otherwise."""
+    if not settings.redis_url:
+        yield None
+        return
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
         consumer = RedisStreamConsumer(client, group=CONSUMER, name=f"{socket.gethostname()}-{os.getpid()}")
         await consumer.ensure_group()
-
-    async def loop() -> None:
-        while not stop.is_set():
-            try:
-                async with pool.connection() as conn:
-                    await follow_up_pass(conn, handler, consumer)
-            except Exception:
-                log.exception("safety follow-up pass failed")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.events_relay_interval_s)
-
-    task = asyncio.create_task(loop(), name="delivery-safety")
-    try:
-        yield
+        yield consumer
     finally:
-        stop.set()
-        await task
-        if client is not None:
-            await client.aclose()
+        await client.aclose()

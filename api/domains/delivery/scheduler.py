@@ -10,10 +10,9 @@ offers and releases stalled couriers, so those happen on the same beat.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from psycopg import AsyncConnection
@@ -22,13 +21,12 @@ from psycopg.rows import dict_row
 from api.domains.delivery import repository as repo
 from api.domains.delivery import service
 from api.domains.delivery.insurance import build_insurer
-from api.domains.delivery.safety import SafetyFollowUp, background_follow_up
+from api.domains.delivery.safety import SafetyFollowUp, follow_up_consumer, follow_up_pass
 from api.domains.delivery.schemas import RoundReport
 from api.domains.notifications.sender import build_sender
+from nearx.background import every
 from nearx.db import Connection, Pool, create_pool
 from nearx.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 async def dispatch_pass(
@@ -45,42 +43,27 @@ async def dispatch_pass(
     return reports
 
 
-async def dispatch_forever(pool: Pool, interval_s: float, stop: asyncio.Event) -> None:
-    """Run passes until ``stop``; a failed pass is logged and the next one comes on schedule."""
-    while not stop.is_set():
-        try:
-            async with pool.connection() as conn:
-                await dispatch_pass(conn)
-        except Exception:
-            log.exception("dispatch pass failed")
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-
-
-@asynccontextmanager
-async def background_dispatch(pool: Pool, interval_s: float) -> AsyncIterator[None]:
-    """The scheduler as a task for the lifetime of the block (``nearx serve``); 0 s disables it."""
-    if interval_s <= 0:
-        yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatch_forever(pool, interval_s, stop), name="dispatch-scheduler")
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-
-
 @asynccontextmanager
 async def delivery_jobs(pool: Pool, settings: Settings) -> AsyncIterator[None]:
-    """Everything delivery runs in the background of ``nearx serve``: the dispatch rounds and the
-    safety follow-up (support alerts, insurance claims)."""
+    """Everything delivery runs in the background of ``nearx serve``: the dispatch rounds
+    (every ``dispatch_interval_s``) and the safety follow-up (support alerts, insurance claims)."""
     handler = SafetyFollowUp(build_sender(settings), build_insurer(settings), settings.support_email)
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(background_dispatch(pool, settings.dispatch_interval_s))
-        await stack.enter_async_context(background_follow_up(pool, settings, handler))
-        yield
+
+    async def dispatch() -> None:
+        async with pool.connection() as conn:
+            await dispatch_pass(conn)
+
+    async with follow_up_consumer(settings) as consumer:
+
+        async def follow_up() -> None:
+            async with pool.connection() as conn:
+                await follow_up_pass(conn, handler, consumer)
+
+        async with (
+            every(settings.dispatch_interval_s, dispatch, name="dispatch-rounds"),
+            every(settings.events_relay_interval_s, follow_up, name="delivery-safety"),
+        ):
+            yield
 
 
 async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]:
@@ -90,14 +73,20 @@ async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]
 
 
 async def run_forever(url: str, interval_s: float) -> None:
-    """``nearx dispatch run --every N``: the loop outside the server, until SIGINT/SIGTERM."""
+    """``nearx dispatch run --every N``: the rounds outside the server, until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     pool = create_pool(url, min_size=1, max_size=2, timeout_s=10.0)
     await pool.open(wait=True)
+
+    async def dispatch() -> None:
+        async with pool.connection() as conn:
+            await dispatch_pass(conn)
+
     try:
-        await dispatch_forever(pool, interval_s, stop)
+        async with every(interval_s, dispatch, name="dispatch-rounds"):
+            await stop.wait()
     finally:
         await pool.close()
