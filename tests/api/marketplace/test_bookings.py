@@ -522,3 +522,30 @@ async def test_an_emergency_never_displaces_a_confirmed_booking(
     assert await _count(conn) == 1
     audit = await (await conn.execute("SELECT count(*) AS n FROM booking_emergency_audit")).fetchone()
     assert audit["n"] == 0
+
+
+async def test_an_emergency_racing_a_confirm_takes_the_slot_or_yields_never_both(
+    client: AsyncTestClient[Litestar], plumber: dict[str, Any], make_user: MakeUser, conn: Any
+) -> None:
+    await _calendar(client, plumber, emergency_preempts_holds=True)
+    day = _day()
+    for round_number, hour in enumerate((9, 11, 13, 15)):
+        waiting, urgent_customer = await make_user(), await make_user()
+        normal = (await _hold(client, waiting, plumber, _at(day, hour))).json()
+        racers = [
+            client.post(f"/v1/bookings/{normal['id']}/confirm", headers=waiting.headers),
+            _hold(client, urgent_customer, plumber, _at(day, hour), **URGENT),
+        ]
+        if round_number % 2:  # start the emergency first in every other round
+            confirm, urgent = reversed(await asyncio.gather(*reversed(racers)))
+        else:
+            confirm, urgent = await asyncio.gather(*racers)
+        # no deadlock, no 500: whoever locked the hold first wins, the other is a clean 409
+        assert (confirm.status_code, urgent.status_code) in {(200, 409), (409, 201)}
+        row = await (
+            await conn.execute(
+                "SELECT count(*) AS n FROM bookings WHERE starts_at = %s AND status IN ('held', 'confirmed')",
+                (datetime.fromisoformat(_at(day, hour)),),
+            )
+        ).fetchone()
+        assert row["n"] == 1
