@@ -81,7 +81,7 @@ app.add_typer(events_app, name="events")
 def events_relay(
     once: Annotated[bool, typer.Option(help="Publish what is pending, then exit.")] = False,
 ) -> None:
-    """Publish the outbox at least once, in order per aggregate (Redis Streams if NEARX_REDIS_URL is set)."""
+    """Publish the outbox at least once, in order per aggregate (to RabbitMQ or Redis Streams when set)."""
     import asyncio
 
     from api.domains.events.jobs import relay_forever, relay_once
