@@ -214,10 +214,17 @@ async def follow_postgres(
 
 
 async def follow_redis(
-    client: redis.Redis, hub: LiveHub, *, stop: asyncio.Event, block_ms: int, stream: str = DEFAULT_STREAM
+    client: redis.Redis,
+    hub: LiveHub,
+    *,
+    stop: asyncio.Event,
+    block_ms: int,
+    stream: str = DEFAULT_STREAM,
+    after: str = "$",
 ) -> None:
-    """New entries of the Redis stream (XREAD from its tail: every worker reads all of it)."""
-    last = "$"
+    """Entries of the Redis stream after ``after`` (its tail by default), read with XREAD rather
+    than a consumer group: every worker reads all of it."""
+    last = after
     while not stop.is_set():
         replies = cast(
             list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
