@@ -1,5 +1,6 @@
 """The demo city of ``nearx up``: seeded through the services from the simulator, found by search
-and matching, and idempotent; and ``nearx up`` runs its steps in order before it serves."""
+and matching, and idempotent; and ``nearx up`` runs every step (the pipeline through training)
+before it serves."""
 
 from __future__ import annotations
 
@@ -129,11 +130,13 @@ async def test_demo_seed_is_searchable_matchable_and_idempotent(demo_db: str, tm
         assert any(open_slots)
 
 
-def test_up_migrates_seeds_and_then_serves(
+@pytest.mark.slow
+def test_up_migrates_seeds_runs_the_whole_pipeline_and_then_serves(
     pg_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On an empty database ``up`` migrates and seeds before it hands the URL to the server
-    (serving is the one step replaced; the pipeline is skipped, its own tests run the graph)."""
+    """On an empty database ``up`` migrates, seeds, and runs the graph through the ML stage before it
+    hands the URL to the server: serving is the one step replaced, by a probe of what it would find."""
+    from models.tracking import CHAMPION, configure
     from nearx.postgres import drop_database, ensure_database, with_database
 
     name = f"nearx_up_{uuid.uuid4().hex[:10]}"
@@ -141,23 +144,41 @@ def test_up_migrates_seeds_and_then_serves(
     url = with_database(pg_admin_url, name)
     monkeypatch.setenv("NEARX_DATABASE_URL", url)
     monkeypatch.setenv("NEARX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     get_settings.cache_clear()
-    served: list[tuple[str, dict[str, list[dict[str, Any]]]]] = []
-    monkeypatch.setattr(
-        nearx.cli, "_serve", lambda settings, db, host, port: served.append((db, _counts(db)))
-    )
+    served: list[dict[str, Any]] = []
+
+    def probe(settings: Settings, db: str, host: str | None, port: int | None) -> None:
+        client = configure(settings)
+        served.append(
+            {
+                "db": db,
+                "counts": _counts(db),
+                "champions": {
+                    model: str(client.get_model_version_by_alias(model, CHAMPION).version)
+                    for model in ("nearx-eta", "nearx-fraud", "nearx-ranker", "nearx-green")
+                },
+            }
+        )
+
+    monkeypatch.setattr(nearx.cli, "_serve", probe)
     try:
-        result = runner.invoke(app, ["up", "--skip-pipeline", *SMALL])
+        result = runner.invoke(app, ["up", *SMALL])
         assert result.exit_code == 0, result.output
-        assert [line[:5] for line in result.output.splitlines() if line.startswith("[")] == [
-            "[1/4]",
-            "[2/4]",
-            "[3/4]",
-            "[4/4]",
-        ]
-        ((db, counts),) = served
-        assert db == url
-        assert counts["merchants"][0] == {"kind": "merchant", "status": "approved", "n": 25}
+        steps = [line[:5] for line in result.output.splitlines() if line.startswith("[")]
+        assert steps == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+        ((seen),) = served
+        assert seen["db"] == url
+        assert seen["counts"]["merchants"][0] == {"kind": "merchant", "status": "approved", "n": 25}
+        assert set(seen["champions"].values()) == {"1"}
+        assert (tmp_path / "home" / "warehouse.duckdb").exists()
+
+        again = runner.invoke(app, ["up", "--skip-pipeline", *SMALL])
+        assert again.exit_code == 0, again.output
+        assert "seeded nothing new" in again.output
+        assert served[1]["counts"] == seen["counts"]
     finally:
         get_settings.cache_clear()
         drop_database(pg_admin_url, name)
