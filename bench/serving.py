@@ -12,12 +12,14 @@ merchants' snapshots, ids replaced) and ``customer_stats`` for every bench custo
    query. "Warm": the candidates were read within the freshness bound (every row a process
    cache hit). "No cache": ``max_entries=0``, so every row goes to Feast (one call per view).
 2. ``GET /v1/match`` on a real uvicorn server (one worker, uvloop + httptools, no access log,
-   the default pool of 10 connections) in a subprocess, against a throwaway PostgreSQL
+   the pool from the settings, 10 by default) in a subprocess, against a throwaway PostgreSQL
    database (``NEARX_DATABASE_URL`` or the embedded server) holding the bench merchants,
    loaded with COPY. Load from wrk (``apt-get install -y wrk``; bench-only) at 32 connections,
    a Lua script cycling through query points and customers' bearer tokens; ``/healthz`` (one
    ``SELECT 1``) on the same server, in the same run, is the anchor of throughput. Answers that
-   degraded to the heuristic during the run are counted from the server's ``/metrics``.
+   degraded to the heuristic during the run are counted from the server's ``/metrics``. Two
+   server starts: every champion (ranker, ETA, green), then the ranker alone (ETA heuristic),
+   which separates what the ETA models cost from what ranking costs.
 3. Ranker scoring of 200 candidates: ``MatchScorer.rank`` (warm features, request columns, the
    model) against the registered model's ``LoadedModel.predict`` and LightGBM's
    ``Booster.predict`` alone on a 200-row matrix, the floor any wrapper adds to.
@@ -586,9 +588,11 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
         Result("serving", case, "p50 at 1 client", single.p50_ms, "ms"),
         Result("serving", case, "p99 at 1 client", single.p99_ms, "ms"),
         Result(
-            "serving", case, "share ranked by the heuristic (degraded)", ranker_degraded / loaded.requests, ""
+            "serving", case, "heuristic rankings per completed request", ranker_degraded / loaded.requests, ""
         ),
-        Result("serving", case, "share with heuristic ETA (degraded)", eta_degraded / loaded.requests, ""),
+        Result(
+            "serving", case, "heuristic ETA answers per completed request", eta_degraded / loaded.requests, ""
+        ),
         Result(
             "serving",
             case,
