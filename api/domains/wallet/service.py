@@ -107,6 +107,7 @@ async def top_up(
                 purpose="topup",
                 capture_method="automatic",
                 customer_id=user_id,
+                payment_method=payment_method,
                 settlement=[
                     SettlementLeg(AccountKind.CUSTOMER_WALLET.value, str(user_id), amount.amount_minor)
                 ],

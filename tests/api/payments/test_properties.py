@@ -3,8 +3,9 @@
 Each example runs several workers at once (asyncio tasks, each with its own
 PostgreSQL connection) over shared customers and intents: card and wallet
 payments, partial captures, partial refunds (borne by anyone, with reused
-idempotency keys), voids, top-ups, credits and reconciliation, including the
-sandbox's magic timeouts. Afterwards reconciliation settles what timed out
+idempotency keys), confirmations and top-ups under reused idempotency keys,
+voids, credits, payout runs with disputes opening and releasing holds, and
+reconciliation, including the sandbox's magic timeouts. Afterwards reconciliation settles what timed out
 and the invariants are checked against the database.
 
 The database is shared by all examples of a run (the invariants are global and
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -26,13 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
-from api.domains.payments import service
+from api.domains.payments import disputes, payouts, service
 from api.domains.payments.gateways.registry import default_gateways
 from api.domains.payments.idempotent import run_once
-from api.domains.payments.schemas import RefundOut
+from api.domains.payments.schemas import IntentOut, RefundOut
 from api.domains.payments.settlement import OrderSplit, order_legs
 from api.domains.wallet import service as wallet
 from api.errors import DomainError
+from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.money import Money
 from tests.api.payments.helpers import assert_ledger_invariants
@@ -71,7 +74,15 @@ operation = st.one_of(
     st.tuples(st.just("cancel"), intent_ref),
     st.tuples(st.just("credit"), customer, amounts, st.integers(0, 2)),
     st.tuples(st.just("reconcile")),
+    st.tuples(st.just("topup_keyed"), customer, amounts, st.integers(0, 2)),
+    st.tuples(st.just("confirm_keyed"), intent_ref, st.integers(0, 2)),
+    st.tuples(st.just("payout"), st.integers(0, 3)),
+    st.tuples(st.just("dispute"), st.integers(0, 2)),
+    st.tuples(st.just("resolve")),
 )
+KEYED_CARD = "4242424242424242"
+"""The sandbox's approving test card, used only by keyed top-ups so the check can find them."""
+PAYOUT_MINIMUMS = (0, 100, 5_000, 50_000)
 programs = st.lists(st.lists(operation, min_size=4, max_size=25), min_size=WORKERS, max_size=WORKERS)
 
 
@@ -87,6 +98,9 @@ class World:
         self.merchants = [uuid.uuid4() for _ in range(3)]
         self.intents: list[uuid.UUID] = []
         self.captured: list[uuid.UUID] = []
+        self.disputes: list[uuid.UUID] = []
+        self.replies: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        """Every response returned for one (scope, idempotency key): replays must all be equal."""
 
     def intent(self, ref: int, *, captured: bool = False) -> uuid.UUID | None:
         """Mostly one of the latest (captured) intents, so operations find something to act on."""
@@ -184,6 +198,63 @@ async def _step(conn: Connection, world: World, op: tuple[Any, ...]) -> None:
         )
     elif kind == "reconcile":
         await service.reconcile(conn, gateways)
+    elif kind == "topup_keyed":
+        await _keyed_top_up(conn, world, world.customers[op[1]], op[2], f"t{op[3]}")
+    elif kind == "confirm_keyed" and (keyed_intent := world.intent(op[1])):
+        await _keyed_confirm(conn, world, keyed_intent, f"c{op[2]}")
+    elif kind == "payout":
+        await payouts.run_payouts(
+            conn,
+            currency=CURRENCY,
+            period_end=utc_now(),
+            min_payout_minor=PAYOUT_MINIMUMS[op[1]],
+            actor="property",
+        )
+    elif kind == "dispute":
+        party = world.merchants[op[1]]  # merchants[2] also delivers, as the courier
+        opened = await disputes.open_dispute(
+            conn,
+            party_kind="courier" if op[1] == 2 else "merchant",
+            party_id=party,
+            reason="property",
+            actor="property",
+        )
+        world.disputes.append(opened["id"])
+    elif kind == "resolve" and world.disputes:
+        await disputes.resolve_dispute(conn, world.disputes.pop(0), resolution="property", actor="property")
+
+
+async def _keyed_top_up(conn: Connection, world: World, user: uuid.UUID, amount: int, key: str) -> None:
+    """A top-up as the route runs it: the same key replays the first answer, never a second charge."""
+    scope = f"wallet.top_up:{user}"
+
+    async def top_up() -> IntentOut:
+        row = await wallet.top_up(
+            conn, default_gateways(conn), user, Money(amount, CURRENCY), payment_method=KEYED_CARD
+        )
+        return IntentOut.of(row)
+
+    response = await run_once(
+        conn, scope=scope, key=key, body={"amount_minor": amount}, operation=top_up, status=201
+    )
+    world.replies[(scope, key)].append(response.content)
+
+
+async def _keyed_confirm(conn: Connection, world: World, intent_id: uuid.UUID, key: str) -> None:
+    """A confirmation as the route runs it, retried under the same key by any worker."""
+    gateways = default_gateways(conn)
+    row = await service.get_intent(conn, intent_id)
+    method = "wallet" if row["provider"] == "wallet" else "pm_card_visa"
+    scope = f"payment_intents.confirm:{intent_id}"
+
+    async def confirm() -> IntentOut:
+        return IntentOut.of(
+            await service.confirm(conn, gateways, intent_id, payment_method=method, actor="property")
+        )
+
+    response = await run_once(conn, scope=scope, key=key, body={"payment_method": method}, operation=confirm)
+    world.replies[(scope, key)].append(response.content)
+    world.note(await service.get_intent(conn, intent_id))
 
 
 async def _worker(url: str, world: World, program: list[tuple[Any, ...]]) -> None:
@@ -197,9 +268,11 @@ async def _worker(url: str, world: World, program: list[tuple[Any, ...]]) -> Non
         await conn.close()
 
 
-async def _check(url: str) -> None:
+async def _check(url: str, world: World) -> None:
     conn = await _connect(url)
     try:
+        for (scope, key), replies in world.replies.items():
+            assert all(reply == replies[0] for reply in replies), (scope, key, replies)
         for _ in range(2):
             await service.reconcile(conn, default_gateways(conn), older_than=timedelta(0))
         await assert_ledger_invariants(conn)
@@ -254,6 +327,61 @@ async def _check(url: str) -> None:
             )
             == []
         )
+        # a keyed top-up intent exists only as the one stored answer of its key, and vice versa
+        keyed = await rows(
+            f"""
+            SELECT
+              (SELECT count(*) FROM payment_intents
+                WHERE purpose = 'topup' AND payment_method = '{KEYED_CARD}') AS intents,
+              (SELECT count(*) FROM idempotency_keys
+                WHERE scope LIKE 'wallet.top_up:%' AND response_status IS NOT NULL) AS answers,
+              (SELECT count(*) FROM payment_intents i
+                WHERE i.purpose = 'topup' AND i.payment_method = '{KEYED_CARD}'
+                  AND (SELECT count(*) FROM idempotency_keys k WHERE k.scope LIKE 'wallet.top_up:%'
+                          AND k.response_body ->> 'id' = i.id::text) <> 1) AS orphans
+            """
+        )
+        assert keyed[0]["intents"] == keyed[0]["answers"], keyed
+        assert keyed[0]["orphans"] == 0, keyed
+        # payouts: one entry each, debiting the party's payable by the amount; clearing holds them all
+        [totals] = await rows(
+            """
+            SELECT (SELECT count(*) FROM payouts) AS payouts,
+                   (SELECT count(*) FROM ledger_entries WHERE kind = 'payout.scheduled') AS entries,
+                   (SELECT COALESCE(sum(amount_minor), 0) FROM payouts) AS paid,
+                   (SELECT COALESCE(-sum(p.amount_minor), 0) FROM ledger_postings p
+                      JOIN ledger_accounts a ON a.id = p.account_id
+                     WHERE a.kind = 'payouts_clearing') AS cleared
+            """
+        )
+        assert totals["payouts"] == totals["entries"], totals
+        assert totals["paid"] == totals["cleared"], totals
+        assert (
+            await rows(
+                """
+            SELECT po.id FROM payouts po WHERE NOT EXISTS (
+                SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                 WHERE p.entry_id = po.entry_id AND a.owner_id = po.party_id
+                   AND a.kind = po.party_kind || '_payable' AND p.amount_minor = po.amount_minor)
+            """
+            )
+            == []
+        )
+        # nobody is ever paid out more than was ever credited to them
+        assert (
+            await rows(
+                """
+            SELECT a.key FROM ledger_accounts a
+             WHERE a.kind IN ('merchant_payable', 'courier_payable')
+               AND (SELECT COALESCE(sum(po.amount_minor), 0) FROM payouts po
+                     WHERE po.party_id = a.owner_id AND po.party_kind || '_payable' = a.kind
+                       AND po.currency = a.currency)
+                 > (SELECT COALESCE(-sum(p.amount_minor), 0) FROM ledger_postings p
+                     WHERE p.account_id = a.id AND p.amount_minor < 0)
+            """
+            )
+            == []
+        )
     finally:
         await conn.close()
 
@@ -261,7 +389,7 @@ async def _check(url: str) -> None:
 async def _run(url: str, program: list[list[tuple[Any, ...]]]) -> None:
     world = World()
     await asyncio.gather(*(_worker(url, world, ops) for ops in program))
-    await _check(url)
+    await _check(url, world)
 
 
 @settings(
