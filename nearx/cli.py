@@ -108,7 +108,10 @@ def events_webhooks() -> None:
     settings = get_settings()
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         outcome = asyncio.run(webhooks_once(url, settings))
-    typer.echo(f"webhooks: {outcome['succeeded']} delivered, {outcome['failed']} failed")
+    typer.echo(
+        f"webhooks: {outcome['succeeded']} delivered, {outcome['failed']} failed, "
+        f"{outcome['rescheduled']} to retry later"
+    )
 
 
 bookings_app = typer.Typer(help="Bookings: scheduled sweeps.", no_args_is_help=True)

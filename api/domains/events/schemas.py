@@ -48,3 +48,5 @@ class Delivery(Output):
     attempts: list[Attempt]
     created_at: datetime
     finished_at: datetime | None
+    next_attempt_at: datetime | None
+    """When a pending delivery is tried again; ``None`` once it succeeded or failed."""

@@ -1,25 +1,28 @@
 """Merchant webhooks: subscriptions, fan-out from the event stream, signed deliveries with retries.
 
-Fan-out is an idempotent consumer of the PostgreSQL event stream: each event
-becomes one delivery per matching subscription (unique per subscription and
-event, so redelivery adds nothing). The sender posts the JSON body with
-``X-Nearx-Signature: t=<unix>,v1=<hmac>`` and retries failures with
-exponential backoff and jitter using ``tenacity``; every attempt is stored and
-visible to the merchant. A delivery is processed under its row lock, so
-parallel senders never post the same delivery at once.
+Fan-out is an idempotent consumer of the event bus: each event becomes one
+delivery per matching subscription (unique per subscription and event, so
+redelivery adds nothing). The sender posts the JSON body with
+``X-Nearx-Signature: t=<unix>,v1=<hmac>``; every attempt is stored and visible
+to the merchant. Retries follow a persistent schedule: a failed attempt sets
+``next_attempt_at`` (exponential backoff with jitter) and releases the row, so a
+dead endpoint never holds the sender, its connection or the row lock while it
+waits. A delivery is attempted under its row lock, so parallel senders never
+post the same delivery at once.
 """
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import msgspec
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
-from tenacity.wait import wait_base
 
 from api.domains.events import webhooks_repository as repo
 from api.domains.events.model import Event
@@ -28,15 +31,31 @@ from api.domains.events.signing import SIGNATURE_HEADER, sign, subscription_secr
 from api.domains.merchants import service as merchants
 from api.errors import InvalidInput, NotFound
 from api.security.principal import Principal
+from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.ids import new_id
 
-MAX_ATTEMPTS = 5
-DEFAULT_WAIT: wait_base = wait_exponential_jitter(initial=1, max=60)
+MAX_ATTEMPTS = 8
+"""Attempts before a delivery ends ``failed``: about 20 minutes of retries with the default backoff."""
+BACKOFF_INITIAL_S = 10.0
+BACKOFF_MAX_S = 3600.0
+
+Backoff = Callable[[int], float]
+"""Seconds to wait after failed attempt number ``n`` before the next one."""
+
+
+def exponential_backoff(attempt: int) -> float:
+    """10 s doubling per attempt, capped at an hour, with equal jitter (half fixed, half random).
+
+    The random half spreads the retries of many deliveries to an endpoint that
+    comes back, so they do not all arrive at once.
+    """
+    step = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2.0 ** (attempt - 1))
+    return step / 2 + random.uniform(0, step / 2)
 
 
 class DeliveryFailed(Exception):
-    """A non-2xx answer or a transport error; tenacity retries it."""
+    """A non-2xx answer or a transport error: the delivery is rescheduled, or ends failed."""
 
 
 def _webhook_out(row: dict[str, Any]) -> Webhook:
@@ -108,6 +127,7 @@ async def deliveries(
             attempts=attempts[row["id"]],
             created_at=row["created_at"],
             finished_at=row["finished_at"],
+            next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
         )
         for row in rows
     ]
@@ -174,31 +194,30 @@ async def deliver_pending(
     pepper: str,
     limit: int = 100,
     max_attempts: int = MAX_ATTEMPTS,
-    wait: wait_base = DEFAULT_WAIT,
+    backoff: Backoff = exponential_backoff,
 ) -> dict[str, int]:
-    """Send pending deliveries; returns how many ended ``succeeded`` and ``failed``."""
-    outcome = {"succeeded": 0, "failed": 0}
+    """Make one attempt at each delivery due now; returns how many ``succeeded``, ``failed`` for good,
+    and were ``rescheduled`` for a later attempt."""
+    due_by = utc_now()  # a delivery rescheduled during this call waits for a later one
+    outcome = {"succeeded": 0, "failed": 0, "rescheduled": 0}
     for _ in range(limit):
         async with conn.transaction():
-            claimed = await repo.claim_pending(conn, 1)
+            claimed = await repo.claim_due(conn, due_by, 1)
             if not claimed:
                 break
             delivery = claimed[0]
-            body = msgspec.json.encode(delivery["body"])
+            attempt = delivery["attempts"] + 1
             secret = subscription_secret(pepper, delivery["subscription_id"])
-            status = "succeeded"
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(max_attempts),
-                    wait=wait,
-                    retry=retry_if_exception_type(DeliveryFailed),
-                    reraise=True,
-                ):
-                    with attempt:
-                        number = delivery["attempts"] + attempt.retry_state.attempt_number
-                        await _post(conn, client, delivery, body, secret, number)
+                await _post(conn, client, delivery, msgspec.json.encode(delivery["body"]), secret, attempt)
             except DeliveryFailed:
+                if attempt < max_attempts:
+                    await repo.reschedule(conn, delivery["id"], timedelta(seconds=backoff(attempt)))
+                    outcome["rescheduled"] += 1
+                    continue
                 status = "failed"
+            else:
+                status = "succeeded"
             await repo.finish(conn, delivery["id"], status)
             outcome[status] += 1
     return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -63,21 +64,27 @@ async def enqueue(
     return added
 
 
-async def claim_pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    """Pending deliveries with their target, locked so parallel senders skip each other."""
+async def claim_due(conn: Connection, due_by: datetime, limit: int) -> list[dict[str, Any]]:
+    """Pending deliveries due by ``due_by``, with their target, locked so parallel senders skip each other."""
     return await (
         await conn.execute(
             """
             SELECT d.*, s.url
             FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-            WHERE d.status = 'pending'
-            ORDER BY d.created_at, d.id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= %s
+            ORDER BY d.next_attempt_at, d.id
             LIMIT %s
             FOR UPDATE OF d SKIP LOCKED
             """,
-            (limit,),
+            (due_by, limit),
         )
     ).fetchall()
+
+
+async def reschedule(conn: Connection, delivery_id: uuid.UUID, after: timedelta) -> None:
+    await conn.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() + %s WHERE id = %s", (after, delivery_id)
+    )
 
 
 async def record_attempt(

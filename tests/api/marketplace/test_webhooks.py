@@ -6,25 +6,30 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from tenacity import wait_none
 
 from api.domains.events.buses import PostgresBus
 from api.domains.events.consumers import poll_postgres
 from api.domains.events.jobs import background_webhooks, webhooks_once
 from api.domains.events.relay import Relay
 from api.domains.events.signing import SIGNATURE_HEADER, sign, verify
-from api.domains.events.webhooks import deliver_pending, fan_out
+from api.domains.events.webhooks import BACKOFF_MAX_S, deliver_pending, exponential_backoff, fan_out
 from nearx.db import create_pool
 from nearx.settings import Settings
 from tests.api.marketplace.conftest import Actor, MakeMerchant, MakeProduct, MakeUser
 
 HOME = {"lat": 27.701, "lng": 85.321}
+
+
+def no_wait(attempt: int) -> float:
+    """A backoff of zero: the retry is due at once (at the next call, never within the same one)."""
+    return 0.0
 
 
 class Receiver:
@@ -111,8 +116,16 @@ async def test_events_reach_the_merchant_signed_once(
 
     receiver = Receiver()
     async with receiver.client() as http:
-        assert await webhooks_once(db_url, settings, client=http) == {"succeeded": 2, "failed": 0}
-        assert await webhooks_once(db_url, settings, client=http) == {"succeeded": 0, "failed": 0}
+        assert await webhooks_once(db_url, settings, client=http) == {
+            "succeeded": 2,
+            "failed": 0,
+            "rescheduled": 0,
+        }
+        assert await webhooks_once(db_url, settings, client=http) == {
+            "succeeded": 0,
+            "failed": 0,
+            "rescheduled": 0,
+        }
     assert [r.headers["X-Nearx-Event"] for r in receiver.requests] == ["order.created", "order.accepted"]
     now = int(time.time())
     for request in receiver.requests:
@@ -154,20 +167,35 @@ async def test_failures_are_retried_with_every_attempt_visible(
 ) -> None:
     owner, merchant, hook = await _pending_delivery(client, make_merchant, make_product, make_user, conn)
     receiver = Receiver(500, 503, 200)
+    url = f"/v1/merchants/{merchant['id']}/webhooks/{hook['id']}/deliveries"
     async with receiver.client() as http:
-        result = await deliver_pending(conn, http, pepper=settings.pepper, wait=wait_none())
-    assert result == {"succeeded": 1, "failed": 0}
-    deliveries = (
-        await client.get(
-            f"/v1/merchants/{merchant['id']}/webhooks/{hook['id']}/deliveries", headers=owner.headers
-        )
-    ).json()
+        first = await deliver_pending(conn, http, pepper=settings.pepper, backoff=lambda _: 3600.0)
+        assert first == {"succeeded": 0, "failed": 0, "rescheduled": 1}
+        waiting = (await client.get(url, headers=owner.headers)).json()[0]
+        assert waiting["status"] == "pending"
+        assert datetime.fromisoformat(waiting["next_attempt_at"]) > datetime.now(UTC)
+        # not due yet: the next call leaves it alone instead of sleeping on it
+        assert await deliver_pending(conn, http, pepper=settings.pepper) == {
+            "succeeded": 0,
+            "failed": 0,
+            "rescheduled": 0,
+        }
+        await conn.execute("UPDATE webhook_deliveries SET next_attempt_at = now()")
+        results = [
+            await deliver_pending(conn, http, pepper=settings.pepper, backoff=no_wait) for _ in range(2)
+        ]
+    assert results == [
+        {"succeeded": 0, "failed": 0, "rescheduled": 1},
+        {"succeeded": 1, "failed": 0, "rescheduled": 0},
+    ]
+    deliveries = (await client.get(url, headers=owner.headers)).json()
     assert [(a["attempt"], a["status_code"]) for a in deliveries[0]["attempts"]] == [
         (1, 500),
         (2, 503),
         (3, 200),
     ]
     assert deliveries[0]["status"] == "succeeded"
+    assert deliveries[0]["next_attempt_at"] is None
 
 
 async def test_a_dead_endpoint_ends_failed_after_the_last_attempt(
@@ -184,8 +212,12 @@ async def test_a_dead_endpoint_ends_failed_after_the_last_attempt(
         raise httpx.ConnectError("connection refused", request=request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
-        result = await deliver_pending(conn, http, pepper=settings.pepper, wait=wait_none(), max_attempts=3)
-    assert result == {"succeeded": 0, "failed": 1}
+        results = [
+            await deliver_pending(conn, http, pepper=settings.pepper, backoff=no_wait, max_attempts=3)
+            for _ in range(4)
+        ]
+    assert [r["rescheduled"] for r in results] == [1, 1, 0, 0]
+    assert [r["failed"] for r in results] == [0, 0, 1, 0]  # the third attempt was the last
     deliveries = (
         await client.get(
             f"/v1/merchants/{merchant['id']}/webhooks/{hook['id']}/deliveries", headers=owner.headers
@@ -193,6 +225,13 @@ async def test_a_dead_endpoint_ends_failed_after_the_last_attempt(
     ).json()
     assert deliveries[0]["status"] == "failed"
     assert [a["error"].split(":")[0] for a in deliveries[0]["attempts"]] == ["ConnectError"] * 3
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    for attempt, step in ((1, 10.0), (2, 20.0), (3, 40.0), (12, BACKOFF_MAX_S)):
+        waits = [exponential_backoff(attempt) for _ in range(200)]
+        assert all(step / 2 <= w <= step for w in waits)
+        assert len(set(waits)) > 1  # jittered, so retries of many deliveries spread out
 
 
 def test_signatures_refuse_tampering_and_replays() -> None:
