@@ -197,6 +197,24 @@ class EtaScorer:
             degraded=degraded,
         )
 
+    def model_p50_s(self, trips: Trips, modes: Sequence[Mode]) -> FloatArray | str:
+        """The ETA champion's P50 per trip for the given modes, or the reason it has none."""
+        result = self._with_model(ETA_MODEL, ETA_SERVICE, trips, modes)
+        if isinstance(result, str):
+            return result
+        p50: FloatArray = result[1]["eta_p50_s"].to_numpy(dtype=np.float64)
+        return p50
+
+    def model_p_on_time(
+        self, trips: Trips, modes: Sequence[Mode], promised_s: FloatArray
+    ) -> FloatArray | str:
+        """The green champion's P(on time) per trip against ``promised_s``, or the reason it has none."""
+        result = self._with_model(GREEN_MODEL, GREEN_SERVICE, trips, modes, {"promised_s": promised_s})
+        if isinstance(result, str):
+            return result
+        p_on_time: FloatArray = result[1]["p_on_time"].to_numpy(dtype=np.float64)
+        return p_on_time
+
     def _with_model(
         self,
         name: str,
