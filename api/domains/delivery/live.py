@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime
 from typing import Any, cast
 
+import aio_pika
 import h3
 import msgspec
 import redis.asyncio as redis
@@ -43,7 +44,7 @@ from api.domains.delivery.schemas import (
     LiveStatus,
 )
 from api.domains.events import repository as events_repo
-from api.domains.events.buses import DEFAULT_STREAM
+from api.domains.events.buses import DEFAULT_STREAM, declare_exchange
 from api.domains.events.model import Event
 from api.errors import DomainError
 from nearx.settings import Settings
@@ -202,7 +203,7 @@ async def follow_postgres(
         await conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
         if follow_stream:
             await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-        seq = await repo.event_stream_tail(conn)
+        seq = await repo.event_stream_tail(conn) if follow_stream else 0
         while not stop.is_set():
             async for notify in conn.notifies(timeout=poll_s, stop_after=1):
                 if notify.channel == POSITIONS_CHANNEL:
@@ -241,34 +242,50 @@ def _publish_all(hub: LiveHub, messages: list[tuple[str, LiveMessage]]) -> None:
         hub.publish(topic, message)
 
 
+async def follow_rabbitmq(url: str, exchange: str, hub: LiveHub) -> None:
+    """Delivery events from the RabbitMQ exchange through this worker's own exclusive queue.
+
+    A consumer group would share the events among workers; live tracking needs
+    every worker to see all of them, so each binds a private, auto-deleted queue.
+    """
+    connection = await aio_pika.connect_robust(url)
+    try:
+        channel = await connection.channel()
+        events = await declare_exchange(channel, exchange)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(events, routing_key="delivery.#")
+        async with queue.iterator(no_ack=True) as messages:  # ends when the feed task is cancelled
+            async for message in messages:
+                _publish_all(hub, messages_for_event(Event.from_json(message.body)))
+    finally:
+        await connection.close()
+
+
 @asynccontextmanager
 async def running_feed(url: str, settings: Settings) -> AsyncIterator[LiveHub]:
-    """The hub of this worker, fed for the lifetime of the block (restarted after a failure)."""
+    """The hub of this worker, fed for the lifetime of the block (each leg restarted after a failure).
+
+    Positions always come from PostgreSQL; events from the bus the relay publishes
+    to (the same choice as ``bus_for``: RabbitMQ, else Redis, else PostgreSQL).
+    """
     hub = LiveHub()
     stop = asyncio.Event()
     poll_s = settings.events_relay_interval_s
-    tasks = [
-        asyncio.create_task(
-            _supervised(
-                lambda: follow_postgres(
-                    url, hub, stop=stop, follow_stream=settings.redis_url is None, poll_s=poll_s
-                ),
-                stop,
-                poll_s,
-            ),
-            name="live-feed-postgres",
+    on_postgres = not (settings.rabbitmq_url or settings.redis_url)
+    client = (
+        redis.Redis.from_url(settings.redis_url) if settings.redis_url and not settings.rabbitmq_url else None
+    )
+    legs: dict[str, Callable[[], Awaitable[None]]] = {
+        "live-feed-postgres": lambda: follow_postgres(
+            url, hub, stop=stop, follow_stream=on_postgres, poll_s=poll_s
         )
-    ]
-    client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-    if client is not None:
-        tasks.append(
-            asyncio.create_task(
-                _supervised(
-                    lambda: follow_redis(client, hub, stop=stop, block_ms=int(poll_s * 1000)), stop, poll_s
-                ),
-                name="live-feed-redis",
-            )
-        )
+    }
+    if settings.rabbitmq_url:
+        rabbitmq_url, exchange = settings.rabbitmq_url, settings.rabbitmq_exchange
+        legs["live-feed-rabbitmq"] = lambda: follow_rabbitmq(rabbitmq_url, exchange, hub)
+    elif client is not None:
+        legs["live-feed-redis"] = lambda: follow_redis(client, hub, stop=stop, block_ms=int(poll_s * 1000))
+    tasks = [asyncio.create_task(_supervised(leg, stop, poll_s), name=name) for name, leg in legs.items()]
     try:
         yield hub
     finally:

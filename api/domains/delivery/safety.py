@@ -9,23 +9,16 @@ the next pass; the insurer returns the same reference for a claim filed twice.
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import redis.asyncio as redis
-
 from api.domains.delivery import repository as repo
 from api.domains.delivery.insurance import ClaimToFile, Insurer
-from api.domains.events.consumers import RedisStreamConsumer, poll_postgres
+from api.domains.events.consumers import EventConsumer
 from api.domains.events.model import Event
 from api.domains.notifications.sender import MessageSender
 from nearx.clock import utc_now
 from nearx.db import Connection
-from nearx.settings import Settings
 
 CONSUMER = "delivery-safety"
+"""The consumer group (``consumer_for``) that follows up on safety events."""
 
 
 class SafetyFollowUp:
@@ -78,29 +71,9 @@ class SafetyFollowUp:
             await repo.mark_claim_filed(conn, claim["id"], reference, utc_now())
 
 
-async def follow_up_pass(
-    conn: Connection, handler: SafetyFollowUp, redis_consumer: RedisStreamConsumer | None
-) -> int:
-    """Handle every new event once (the PostgreSQL stream, or the Redis one when the bus is Redis)."""
+async def follow_up_pass(conn: Connection, handler: SafetyFollowUp, consumer: EventConsumer) -> int:
+    """Handle every event waiting for the consumer group (on whichever bus the relay publishes to)."""
     handled = 0
-    if redis_consumer is not None:
-        return await redis_consumer.poll(conn, handler)
-    while batch := await poll_postgres(conn, CONSUMER, handler):
+    while batch := await consumer.poll(conn, handler):
         handled += batch
     return handled
-
-
-@asynccontextmanager
-async def follow_up_consumer(settings: Settings) -> AsyncIterator[RedisStreamConsumer | None]:
-    """This process's Redis consumer-group reader when the bus is Redis; ``None`` (the PostgreSQL
-    stream and its offset) otherwise."""
-    if not settings.redis_url:
-        yield None
-        return
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        consumer = RedisStreamConsumer(client, group=CONSUMER, name=f"{socket.gethostname()}-{os.getpid()}")
-        await consumer.ensure_group()
-        yield consumer
-    finally:
-        await client.aclose()

@@ -21,8 +21,9 @@ from psycopg.rows import dict_row
 from api.domains.delivery import repository as repo
 from api.domains.delivery import service
 from api.domains.delivery.insurance import build_insurer
-from api.domains.delivery.safety import SafetyFollowUp, follow_up_consumer, follow_up_pass
+from api.domains.delivery.safety import CONSUMER, SafetyFollowUp, follow_up_pass
 from api.domains.delivery.schemas import RoundReport
+from api.domains.events.consumers import consumer_for
 from api.domains.notifications.sender import build_sender
 from nearx.background import every
 from nearx.db import Connection, Pool, create_pool
@@ -53,17 +54,20 @@ async def delivery_jobs(pool: Pool, settings: Settings) -> AsyncIterator[None]:
         async with pool.connection() as conn:
             await dispatch_pass(conn)
 
-    async with follow_up_consumer(settings) as consumer:
+    consumer = await consumer_for(settings, CONSUMER)
 
-        async def follow_up() -> None:
-            async with pool.connection() as conn:
-                await follow_up_pass(conn, handler, consumer)
+    async def follow_up() -> None:
+        async with pool.connection() as conn:
+            await follow_up_pass(conn, handler, consumer)
 
+    try:
         async with (
             every(settings.dispatch_interval_s, dispatch, name="dispatch-rounds"),
             every(settings.events_relay_interval_s, follow_up, name="delivery-safety"),
         ):
             yield
+    finally:
+        await consumer.close()
 
 
 async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from typing import Any
 
+import aio_pika
 import h3
 import pytest
 import redis.asyncio as redis
@@ -14,12 +17,13 @@ from api.domains.delivery.live import (
     LiveHub,
     courier_topic,
     delivery_topic,
+    follow_rabbitmq,
     follow_redis,
     messages_for_event,
     shown_position,
 )
 from api.domains.delivery.schemas import LiveOffer, LiveOfferClosed, LiveStatus
-from api.domains.events.buses import RedisStreamsBus
+from api.domains.events.buses import RabbitMQBus, RedisStreamsBus, unrouted_queue
 from api.domains.events.model import Event
 from nearx.clock import utc_now
 from nearx.ids import new_id
@@ -96,3 +100,43 @@ async def test_the_redis_leg_delivers_bus_events_to_subscribers() -> None:
     finally:
         await client.delete(stream)
         await client.aclose()
+
+
+@pytest.mark.rabbitmq
+async def test_the_rabbitmq_leg_gives_every_worker_every_delivery_event() -> None:
+    url = os.environ.get("NEARX_TEST_RABBITMQ_URL")
+    if not url:
+        pytest.skip("NEARX_TEST_RABBITMQ_URL is not set")
+    exchange = f"nearx.test.live.{uuid.uuid4().hex}"
+    workers = [LiveHub(), LiveHub()]
+    delivery_id = new_id()
+    bus = RabbitMQBus(url, exchange=exchange)
+    followers = [asyncio.create_task(follow_rabbitmq(url, exchange, hub)) for hub in workers]
+    try:
+        with (
+            workers[0].subscribe(delivery_topic(delivery_id)) as first,
+            workers[1].subscribe(delivery_topic(delivery_id)) as second,
+        ):
+
+            async def received(queue: asyncio.Queue[Any]) -> Any:
+                while queue.empty():  # publish until the worker's queue is bound (earlier ones are unrouted)
+                    await bus.publish([_event("delivery.assigned", {"to": "assigned"}, delivery_id)])
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(queue.get(), timeout=0.2)
+                return queue.get_nowait()
+
+            for queue in (first, second):
+                message = await asyncio.wait_for(received(queue), timeout=15)
+                assert isinstance(message, LiveStatus)
+                assert (message.delivery_id, message.status) == (delivery_id, "assigned")
+    finally:
+        for follower in followers:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await bus.close()
+        async with await aio_pika.connect(url) as connection:  # the throwaway exchange and its fallback
+            channel = await connection.channel()
+            await channel.queue_delete(unrouted_queue(exchange))
+            for name in (exchange, unrouted_queue(exchange)):
+                await channel.exchange_delete(name)

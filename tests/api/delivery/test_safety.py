@@ -14,7 +14,8 @@ from psycopg.rows import dict_row
 
 from api.app import create_app
 from api.domains.delivery.insurance import SandboxInsurer
-from api.domains.delivery.safety import SafetyFollowUp, follow_up_pass
+from api.domains.delivery.safety import CONSUMER, SafetyFollowUp, follow_up_pass
+from api.domains.events.consumers import PostgresStreamConsumer
 from api.domains.events.jobs import relay_once
 from api.domains.notifications.sandbox import SandboxSender, read_messages
 from api.security.principal import Role
@@ -50,6 +51,9 @@ async def _claims(client: Client, admin: Actor, status: str | None = None) -> li
     )
     assert listed.status_code == 200, listed.text
     return list(listed.json())
+
+
+POSTGRES_GROUP = PostgresStreamConsumer(CONSUMER)
 
 
 def _follow_up(settings: Settings) -> SafetyFollowUp:
@@ -110,8 +114,8 @@ async def test_a_customer_sos_freezes_their_delivery_alerts_support_and_files_a_
 
     await relay_once(db_url, settings)
     async with await _connect(db_url) as worker:
-        assert await follow_up_pass(worker, _follow_up(settings), None) >= 1
-        assert await follow_up_pass(worker, _follow_up(settings), None) == 0  # once per event
+        assert await follow_up_pass(worker, _follow_up(settings), POSTGRES_GROUP) >= 1
+        assert await follow_up_pass(worker, _follow_up(settings), POSTGRES_GROUP) == 0  # once per event
     [alert] = [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
     assert alert.destination == settings.support_email
     assert "SOS (critical) raised by a customer" in alert.body
@@ -181,7 +185,7 @@ async def test_a_reported_problem_alerts_support(
     assert reported.status_code == 201, reported.text
     await relay_once(db_url, settings)
     async with await _connect(db_url) as worker:
-        await follow_up_pass(worker, _follow_up(settings), None)
+        await follow_up_pass(worker, _follow_up(settings), POSTGRES_GROUP)
     [alert] = [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
     assert "delivery problem: merchant_closed" in alert.body
     assert "shutters down" in alert.body
