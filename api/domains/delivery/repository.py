@@ -462,6 +462,17 @@ async def open_problems(conn: Connection) -> list[Row]:
     return [dict(row) for row in await cur.fetchall()]
 
 
+async def resolve_problem(conn: Connection, problem_id: uuid.UUID, now: datetime) -> Row | None:
+    """Close an open problem; ``None`` when there is no open problem with that id."""
+    cur = await conn.execute(
+        f"UPDATE delivery_problems SET status = 'resolved', resolved_at = %s "
+        f"WHERE id = %s AND status = 'open' RETURNING {_PROBLEM_COLUMNS}",
+        (now, problem_id),
+    )
+    row = await cur.fetchone()
+    return dict(row) if row else None
+
+
 async def set_deviation(conn: Connection, delivery_id: uuid.UUID, best_m: float, fixes: int) -> None:
     """Deviation bookkeeping only: it does not count as progress (``updated_at`` stays)."""
     await conn.execute(

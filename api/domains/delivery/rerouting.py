@@ -173,6 +173,25 @@ async def open_problems(conn: Connection) -> list[Problem]:
     return [msgspec.convert(row, Problem) for row in await repo.open_problems(conn)]
 
 
+async def resolve_problem(
+    conn: Connection, admin: Principal, problem_id: uuid.UUID, resolution: str
+) -> Problem:
+    """Support closes a problem (the goods were handed over, the courier answered...)."""
+    async with conn.transaction():
+        row = await repo.resolve_problem(conn, problem_id, utc_now())
+        if row is None:
+            raise NotFound("no open delivery problem with that id")
+        await append_event(
+            conn,
+            event_type="delivery.problem_resolved",
+            aggregate_type="delivery",
+            aggregate_id=row["delivery_id"],
+            payload={"problem_id": str(problem_id), "resolution": resolution, "by": str(admin.user_id)},
+            city_id=row["city_id"],
+        )
+    return msgspec.convert(row, Problem)
+
+
 async def _open_problem(
     conn: Connection,
     delivery: dict[str, Any],

@@ -209,6 +209,21 @@ class DispatchAdminController(Controller):
     async def open_problems(self, conn: NamedDependency[Connection]) -> list[Problem]:
         return await rerouting.open_problems(conn)
 
+    @post(
+        "/delivery-problems/{problem_id:uuid}/resolve",
+        operation_id="admin_delivery_problem_resolve",
+        summary="Resolve",
+        status_code=200,
+    )
+    async def resolve_problem(
+        self,
+        problem_id: FromPath[uuid.UUID],
+        data: JSONBody[SosResolution],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> Problem:
+        return await rerouting.resolve_problem(conn, principal, problem_id, data.resolution)
+
     @get("/insurance-claims", operation_id="admin_insurance_claims", summary="Claims, oldest first")
     async def claims(
         self,

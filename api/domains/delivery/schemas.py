@@ -230,6 +230,7 @@ class Problem(Output):
     """``True`` when the delivery went back to dispatch; picked-up goods stay with support instead."""
     status: str
     reported_at: datetime
+    resolved_at: datetime | None
 
 
 class InsuranceClaim(Output):

@@ -122,6 +122,16 @@ async def test_a_problem_after_pickup_goes_to_support_not_dispatch(
     assert reported.status_code == 201, reported.text
     assert reported.json()["rerouted"] is False
     assert (await _delivery(conn, delivery_id))["status"] == "picked_up"
+    problem_id = reported.json()["id"]
+    resolve = f"/v1/admin/delivery-problems/{problem_id}/resolve"
+    resolved = await client.post(
+        resolve, json={"resolution": "goods handed to a second courier"}, headers=admin.headers
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["resolved_at"] is not None) == ("resolved", True)
+    assert await _problems(client, admin) == []
+    again = await client.post(resolve, json={"resolution": "twice"}, headers=admin.headers)
+    assert again.status_code == 404
     event = await (
         await conn.execute(
             "SELECT payload FROM outbox WHERE event_type = 'delivery.problem_reported' AND aggregate_id = %s",
