@@ -21,6 +21,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 
 from api.dependencies import DEPENDENCIES
 from api.domains.bookings import jobs as bookings_jobs
+from api.domains.delivery.eta import plug_predictor
 from api.domains.delivery.live import running_feed
 from api.domains.delivery.scheduler import delivery_jobs
 from api.domains.events.jobs import background_webhooks
@@ -29,6 +30,7 @@ from api.domains.matching.index import running_index
 from api.domains.orders import jobs as orders_jobs
 from api.domains.payments.fraud import RulesFraudScorer
 from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
+from api.domains.scoring.dispatch import model_predictors
 from api.domains.scoring.eta import ServingPromiser
 from api.domains.scoring.fraud import ServingFraudScorer
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
@@ -82,6 +84,9 @@ def create_app(
             # orders: the checkout's fraud check (the same model) and its ETA promise, from serving
             app.state.checkout_risk = app.state.fraud_scorer
             app.state.eta_promiser = ServingPromiser(app.state.scoring)
+            # delivery: dispatch costs and the door ETA from the ETA and green models
+            plug_predictor(model_predictors(app.state.scoring))
+            stack.callback(plug_predictor, None)
             # delivery: this worker's live-tracking feed (WebSocket fan-out from the event bus)
             app.state.live = await stack.enter_async_context(running_feed(url, settings))
             if run_relay:

@@ -35,7 +35,7 @@ from nearx.dispatch import RoutingEta
 from nearx.geo import h3_cells
 from nearx.routing import Mode
 from serving import metrics
-from serving.eta import GREEN_MIN_P_ON_TIME, EtaScorer, Trips
+from serving.eta import ETA_MODEL, GREEN_MIN_P_ON_TIME, EtaScorer, Trips
 
 FloatArray = npt.NDArray[np.float64]
 LatLng = tuple[float, float]
@@ -65,6 +65,9 @@ class ModelEta:
     ) -> tuple[FloatArray, FloatArray]:
         metres, routing_s = self.routing.travel(origins, destinations, modes, depart_at)
         if not len(modes):
+            return metres, routing_s
+        if self.scorer.registry.get(ETA_MODEL) is None:  # skip building the legs' model inputs
+            self._degrade("no_model")
             return metres, routing_s
         n = len(modes)
         legs = self._trips(

@@ -6,17 +6,47 @@ Dispatch rounds and the customer ETA ask the same :class:`~nearx.dispatch.EtaPre
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from api.domains.orders import service as orders
+from nearx.db import Connection
 from nearx.dispatch import EtaPredictor, RoutingEta
 from nearx.routing import HaversineRouting, Mode
 
+Trip = tuple[tuple[float, float], tuple[float, float]]
+Promises = Mapping[Trip, float]
+"""Seconds promised per order trip (pickup, drop-off): the green model checks a low-emission courier
+against them in a dispatch round."""
+PredictorFactory = Callable[[dict[str, Any], Promises], EtaPredictor]
+_plugged: list[PredictorFactory] = []
 
-def city_eta(city: dict[str, Any]) -> EtaPredictor:
-    """The travel-time predictor for a city (today the routing provider)."""
+
+def plug_predictor(factory: PredictorFactory | None) -> None:
+    """Install the model-backed predictor (the app's lifespan does, from the serving runtime:
+    ``api.domains.scoring.dispatch``); ``None`` goes back to the routing provider."""
+    _plugged[:] = [] if factory is None else [factory]
+
+
+async def promised_trips(conn: Connection, deliveries: list[dict[str, Any]]) -> Promises:
+    """The P90 promised at checkout for each delivery's trip (orders without a promise are left out)."""
+    p90 = await orders.promised_p90_s(conn, [row["merchant_order_id"] for row in deliveries])
+    return {
+        ((row["pickup_lat"], row["pickup_lng"]), (row["dropoff_lat"], row["dropoff_lng"])): float(
+            p90[row["merchant_order_id"]]
+        )
+        for row in deliveries
+        if row["merchant_order_id"] in p90
+    }
+
+
+def city_eta(city: dict[str, Any], promises: Promises | None = None) -> EtaPredictor:
+    """The travel-time predictor for a city: the plugged-in models, else the routing provider."""
+    if _plugged:
+        return _plugged[0](city, promises or {})
     return RoutingEta(HaversineRouting(city["id"], city["timezone"]))
 
 

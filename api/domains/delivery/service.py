@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from api.domains.delivery import proofs, rerouting, transitions
 from api.domains.delivery import repository as repo
-from api.domains.delivery.eta import city_eta
+from api.domains.delivery.eta import city_eta, promised_trips
 from api.domains.delivery.live import shown_position
 from api.domains.delivery.schemas import (
     Advance,
@@ -75,7 +75,7 @@ async def run_round(conn: Connection, city_id: str, *, now: datetime | None = No
         refused = await repo.refused_pairs(conn, [row["id"] for row in pending])
         context = DispatchContext(
             depart_at=now,
-            eta=city_eta(city),
+            eta=city_eta(city, await promised_trips(conn, pending)),
             country=str(city["country"]).strip(),
             excluded=frozenset((str(r["delivery_id"]), str(r["courier_id"])) for r in refused),
         )

@@ -133,6 +133,16 @@ async def fraud_assessments(conn: Connection, customer_id: uuid.UUID) -> list[di
     ).fetchall()
 
 
+async def promised_p90_s(conn: Connection, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = await (
+        await conn.execute(
+            "SELECT id, eta_p90_s FROM merchant_orders WHERE id = ANY(%s) AND eta_p90_s IS NOT NULL",
+            (list(order_ids),),
+        )
+    ).fetchall()
+    return {row["id"]: row["eta_p90_s"] for row in rows}
+
+
 async def insert_items(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     async with conn.cursor() as cursor:
         await cursor.executemany(

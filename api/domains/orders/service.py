@@ -542,6 +542,11 @@ async def _promises(
 # --------------------------------------------------------------------------- reading
 
 
+async def promised_p90_s(conn: Connection, order_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The P90 (seconds) promised at checkout, per merchant order that has one (for dispatch)."""
+    return await repo.promised_p90_s(conn, order_ids)
+
+
 async def _can_see(conn: Connection, principal: Principal, child: dict[str, Any]) -> bool:
     if child["customer_id"] == principal.user_id:
         return True

@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 import pytest
 from litestar import Litestar
 
+from api.domains.delivery.eta import city_eta
 from api.domains.payments.fraud import FraudContext, FraudDecision
+from nearx.clock import utc_now
+from nearx.dispatch import RoutingEta
 from nearx.ids import new_id
 from nearx.money import Money
+from nearx.routing import Mode
 from nearx.settings import Settings, load_settings
+from serving.dispatch import ModelEta
 from tests.api.marketplace.test_checkout_scoring import Client, checkout, customer, momo  # noqa: F401
 from tests.serving.conftest import TrainedCity, trained_city  # noqa: F401
 
@@ -91,3 +97,19 @@ async def test_the_payment_gate_asks_the_model_and_falls_back_to_the_rules(
     assert fallback.scorer == "rules"
     assert fallback.decision == FraudDecision.STEP_UP  # a first payment this large
     assert fallback.reasons == ("large_amount", "degraded:over_budget")
+
+
+async def test_dispatch_and_the_door_eta_ask_the_models_while_the_app_runs(
+    app: Litestar,
+    client: Client,
+) -> None:
+    await asyncio.to_thread(app.state.scoring.refresh)
+    city = {"id": "kathmandu", "timezone": "Asia/Kathmandu", "country": "NP "}
+    predictor = city_eta(city)
+    assert isinstance(predictor, ModelEta)
+    predictor.travel(np.array([[27.71, 85.32]]), np.array([[27.72, 85.33]]), [Mode.BICYCLE], utc_now())
+    assert predictor.degraded is None  # the ETA champion priced the leg
+
+
+def test_without_the_app_dispatch_uses_the_routing_provider() -> None:
+    assert isinstance(city_eta({"id": "kathmandu", "timezone": "Asia/Kathmandu"}), RoutingEta)
