@@ -20,6 +20,7 @@ from api.domains.ledger.accounts import AccountKind, AccountRef
 from api.domains.payments import service
 from api.domains.payments.fraud import RulesFraudScorer
 from api.domains.payments.jobs import capture_orders_database, reconcile_database
+from api.domains.payments.marketplace import BookingDeposits, OrderRefunds
 from api.domains.payments.settlement import SettlementLeg, merge_legs, net_of_refunds
 from nearx.clock import utc_now
 from nearx.db import Connection
@@ -204,3 +205,8 @@ def test_a_refund_before_capture_shrinks_every_leg_pro_rata() -> None:
         ("tax_payable", 650),
     }
     assert net_of_refunds(legs, 0) == merge_legs(legs)
+
+
+async def test_the_app_plugs_payments_into_the_marketplace_ports(app: Litestar, client: Client) -> None:
+    assert isinstance(app.state.refund_gateway, OrderRefunds)
+    assert isinstance(app.state.deposit_gateway, BookingDeposits)
