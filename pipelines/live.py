@@ -46,10 +46,11 @@ CANCEL_REASON = {"customer": "customer_cancelled", "merchant": "merchant_rejecte
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """An extracted table: its key (the latest batch row per key wins) and the columns read."""
+    """An extracted table: its key, one column or several (the latest batch row per key wins), and
+    the columns read."""
 
     table: str
-    key: str
+    key: str | tuple[str, ...]
     columns: dict[str, pl.DataType]
 
 

@@ -2,7 +2,8 @@
 
 A pure function of the lake directory (Polars lazy scans, no Dagster), so the CLI,
 tests and assets share it. A table's simulated partitions and its live part (the
-platform's extracts mapped by ``pipelines/live.py``) are staged together. Bad input
+platform's extracts mapped by ``pipelines/live.py``) are staged together, the simulated
+entities the demo seeded keyed by their platform ids (``pipelines/platform_ids.py``). Bad input
 stops here with a message that names the file: a corrupt partition, a schema that
 drifted upstream, or a table with no partitions.
 """
@@ -17,6 +18,7 @@ import polars as pl
 
 from pipelines.contracts import CONTRACTS
 from pipelines.live import live_path
+from pipelines.platform_ids import platform_ids, to_platform_ids, without_simulated_entities
 from pipelines.simulation.lake import partition_files
 
 
@@ -64,7 +66,8 @@ def validate_partitions(table: str, files: list[Path]) -> None:
 def stage_table(lake: Path, table: str) -> StagedTable:
     """Validate ``table``'s raw partitions and live part, and write them as one staging file, atomically."""
     live = live_path(lake, table)
-    files = [*partition_files(lake, table), *([live] if live.exists() else [])]
+    simulated = partition_files(lake, table)
+    files = [*simulated, *([live] if live.exists() else [])]
     if not files:
         raise LakeContractError(f"no partitions of {table!r} under {lake / 'raw' / table} and no {live}")
     validate_partitions(table, files)
@@ -72,10 +75,25 @@ def stage_table(lake: Path, table: str) -> StagedTable:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        pl.scan_parquet(files, hive_partitioning=False).sink_parquet(tmp, compression="zstd")
+        _staged(simulated, live if live.exists() else None, table, platform_ids(lake)).sink_parquet(
+            tmp, compression="zstd"
+        )
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise LakeContractError(f"reading the partitions of {table!r} failed: {exc}") from exc
     os.replace(tmp, target)
     rows = pl.scan_parquet(target).select(pl.len()).collect().item()
     return StagedTable(table, target, int(rows), len(files))
+
+
+def _staged(simulated: list[Path], live: Path | None, table: str, ids: pl.LazyFrame) -> pl.LazyFrame:
+    """The simulated partitions, seeded entities keyed by their platform ids, then the live part
+    less the platform's rows of entities that have a simulated row."""
+    own = (
+        to_platform_ids(pl.scan_parquet(simulated, hive_partitioning=False), ids)
+        if simulated
+        else pl.LazyFrame(schema=CONTRACTS[table])
+    )
+    if live is None:
+        return own
+    return pl.concat([own, without_simulated_entities(pl.scan_parquet(live), own, table)])

@@ -1,12 +1,15 @@
-"""Staging assets: validate each raw table (and its live part) against its contract and consolidate it."""
+"""Staging assets: validate each raw table (and its live part) against its contract and consolidate it,
+keyed by platform ids where the demo seeded a simulated entity."""
 
 import dagster as dg
 import polars as pl
 
+from pipelines.assets.extract import extract_key
 from pipelines.assets.live import live_key
 from pipelines.assets.simulation import raw_key
 from pipelines.contracts import CONTRACTS
 from pipelines.live import LIVE_TABLES
+from pipelines.platform_ids import DEMO_ENTITIES
 from pipelines.resources import LakeResource
 from pipelines.staging import stage_table
 
@@ -18,7 +21,11 @@ def staging_key(table: str) -> dg.AssetKey:
 def _staging_asset(table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=staging_key(table),
-        deps=[raw_key(table), *([live_key(table)] if table in LIVE_TABLES else [])],
+        deps=[
+            raw_key(table),
+            *([live_key(table)] if table in LIVE_TABLES else []),
+            extract_key(DEMO_ENTITIES.table),  # seeded entities are staged under their platform ids
+        ],
         kinds={"parquet", "polars"},
         group_name="staging",
         description=f"All partitions of {table} (simulated and live), checked against the lake contract, "
