@@ -352,23 +352,27 @@ _SETTLED_ORDER_STATUSES = ("delivered", "refunded", "partially_refunded", "cance
 """Merchant-order states after which nothing more is delivered or charged."""
 
 
-async def intents_of_settled_orders(conn: Connection) -> list[uuid.UUID]:
+async def intents_of_settled_orders(conn: Connection) -> list[Row]:
     """Authorized order payments whose merchant orders (children of ``order_id``, or ``order_id``
-    itself) have all reached a final state, so the capture can be split."""
-    rows = await (
-        await conn.execute(
-            """
-            SELECT i.id FROM payment_intents i
-             WHERE i.status = 'requires_capture' AND i.purpose = 'payment' AND i.order_id IS NOT NULL
-               AND EXISTS (SELECT 1 FROM merchant_orders m WHERE i.order_id IN (m.parent_id, m.id))
-               AND NOT EXISTS (SELECT 1 FROM merchant_orders m
-                                WHERE i.order_id IN (m.parent_id, m.id) AND m.status <> ALL(%s))
-             ORDER BY i.id
-            """,
-            (list(_SETTLED_ORDER_STATUSES),),
-        )
-    ).fetchall()
-    return [row["id"] for row in rows]
+    itself) have all reached a final state, so the capture can be split; ``payers`` counts the
+    order's live payments (more than one cannot be split automatically)."""
+    return list(
+        await (
+            await conn.execute(
+                """
+                SELECT i.id, (SELECT count(*) FROM payment_intents j WHERE j.order_id = i.order_id
+                                 AND j.purpose = 'payment' AND j.status <> 'canceled') AS payers
+                  FROM payment_intents i
+                 WHERE i.status = 'requires_capture' AND i.purpose = 'payment' AND i.order_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM merchant_orders m WHERE i.order_id IN (m.parent_id, m.id))
+                   AND NOT EXISTS (SELECT 1 FROM merchant_orders m
+                                    WHERE i.order_id IN (m.parent_id, m.id) AND m.status <> ALL(%s))
+                 ORDER BY i.id
+                """,
+                (list(_SETTLED_ORDER_STATUSES),),
+            )
+        ).fetchall()
+    )
 
 
 async def merchant_orders_paid_by(conn: Connection, order_id: uuid.UUID) -> list[Row]:
@@ -399,5 +403,19 @@ async def authorized_intent_for_order(conn: Connection, order_ids: tuple[uuid.UU
             "SELECT * FROM payment_intents WHERE order_id = ANY(%s) AND purpose = 'payment' "
             "AND status = 'requires_capture' ORDER BY created_at LIMIT 1",
             (list(order_ids),),
+        )
+    ).fetchone()
+
+
+async def order_payer(conn: Connection, order_id: uuid.UUID) -> Row | None:
+    """Who owes a checkout (parent) or merchant order, and how much, or None for no such order."""
+    return await (
+        await conn.execute(
+            """
+            SELECT customer_id, currency, total_minor FROM orders WHERE id = %(id)s
+            UNION ALL
+            SELECT customer_id, currency, total_minor - refunded_minor FROM merchant_orders WHERE id = %(id)s
+            """,
+            {"id": order_id},
         )
     ).fetchone()

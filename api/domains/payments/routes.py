@@ -94,6 +94,8 @@ class PaymentIntentController(Controller):
 
             async def operation() -> IntentOut:
                 amount = service.money(data.amount_minor, data.currency)
+                if data.order_id is not None:
+                    await service.check_order_payment(conn, data.order_id, principal.user_id, amount)
                 new = service.NewIntent(
                     amount=amount,
                     provider=data.provider,

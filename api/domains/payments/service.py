@@ -188,6 +188,19 @@ async def create_intent(
     return row
 
 
+async def check_order_payment(
+    conn: Connection, order_id: uuid.UUID, customer_id: uuid.UUID, amount: Money
+) -> None:
+    """A customer may pay only their own order, in its currency, and not more than it costs."""
+    order = await repository.order_payer(conn, order_id)
+    if order is None or order["customer_id"] != customer_id:
+        raise InvalidInput("no such order")  # someone else's order does not leak
+    if order["currency"].strip() != amount.currency:
+        raise InvalidInput(f"the order is in {order['currency'].strip()}, not {amount.currency}")
+    if amount.amount_minor > order["total_minor"]:
+        raise InvalidInput(f"the order costs {order['total_minor']}; a payment cannot authorize more")
+
+
 async def confirm(
     conn: Connection,
     gateways: Mapping[str, Gateway],

@@ -88,11 +88,14 @@ class WalletController(Controller):
         async with configured_gateways(conn, settings) as gateways:
 
             async def operation() -> WalletPaymentOut:
+                amount = payments.money(data.amount_minor, data.currency)
+                if data.order_id is not None:
+                    await payments.check_order_payment(conn, data.order_id, principal.user_id, amount)
                 rows = await service.pay(
                     conn,
                     gateways,
                     principal.user_id,
-                    payments.money(data.amount_minor, data.currency),
+                    amount,
                     card_payment_method=data.card_payment_method,
                     order_id=data.order_id,
                     scorer=fraud_scorer,

@@ -25,7 +25,7 @@ from api.domains.payments.settlement import SettlementLeg, merge_legs, net_of_re
 from nearx.clock import utc_now
 from nearx.db import Connection
 from tests.api.marketplace.conftest import Actor, MakeMerchant, MakeProduct, MakeUser
-from tests.api.payments.helpers import assert_ledger_invariants
+from tests.api.payments.helpers import assert_ledger_invariants, fund_wallet, scalar
 
 Client = AsyncTestClient[Litestar]
 HOME = {"lat": 27.7010, "lng": 85.3210}
@@ -210,3 +210,61 @@ def test_a_refund_before_capture_shrinks_every_leg_pro_rata() -> None:
 async def test_the_app_plugs_payments_into_the_marketplace_ports(app: Litestar, client: Client) -> None:
     assert isinstance(app.state.refund_gateway, OrderRefunds)
     assert isinstance(app.state.deposit_gateway, BookingDeposits)
+
+
+async def test_a_customer_pays_only_their_own_order_and_never_more_than_it_costs(
+    client: Client,
+    conn: Connection,
+    rules: None,
+    make_user: MakeUser,
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+) -> None:
+    _, _, variant = await _shop(make_merchant, make_product)
+    owner_of_order, stranger = await make_user(), await make_user()
+    order = await _checkout_and_pay(client, owner_of_order, [variant])
+    for who, amount in ((stranger, order["total_minor"]), (owner_of_order, order["total_minor"] + 1)):
+        refused = await client.post(
+            "/v1/payment-intents",
+            json={"amount_minor": amount, "currency": "NPR", "order_id": order["id"]},
+            headers={**who.headers, **_key()},
+        )
+        assert refused.status_code == 422, refused.text
+    assert await scalar(conn, "SELECT count(*) FROM payment_intents") == 1
+
+
+async def test_an_order_paid_by_wallet_and_card_is_left_for_a_person(
+    client: Client,
+    conn: Connection,
+    db_url: str,
+    rules: None,
+    make_user: MakeUser,
+    make_merchant: MakeMerchant,
+    make_product: MakeProduct,
+    admin: Actor,
+) -> None:
+    _, _, variant = await _shop(make_merchant, make_product)
+    customer = await make_user()
+    placed = await client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": variant, "quantity": 1}], "delivery": HOME},
+        headers={**customer.headers, **_key()},
+    )
+    order = placed.json()
+    await fund_wallet(conn, customer.user_id, 1_000)
+    paid = await client.post(
+        "/v1/wallet/payments",
+        json={
+            "amount_minor": order["total_minor"],
+            "currency": "NPR",
+            "card_payment_method": "pm_card_visa",
+            "order_id": order["id"],
+        },
+        headers={**customer.headers, **_key()},
+    )
+    assert [i["amount_minor"] for i in paid.json()["intents"]] == [1_000, order["total_minor"] - 1_000]
+    await _walk(client, admin, order["merchant_orders"][0]["id"], *DELIVERED)
+    report = await capture_orders_database(db_url)
+    assert (report.captured, report.unsettled) == (0, 2)
+    assert await scalar(conn, "SELECT count(*) FROM payment_intents WHERE status = 'requires_capture'") == 2
+    await assert_ledger_invariants(conn)
