@@ -121,7 +121,20 @@ class CityClock:
     country: str
 
 
+@dataclass(frozen=True, slots=True)
+class LiveLeg:
+    """What is left of a picked-up order's trip: from the courier's position to the door."""
+
+    position: tuple[float, float]
+    dropoff: tuple[float, float]
+    mode: str
+
+
 class EtaPromiser(Protocol):
     async def promise(
         self, city: CityClock, legs: Sequence[DeliveryLeg], at: datetime
     ) -> list[PromisedEta]: ...
+
+    async def remaining(self, city: CityClock, legs: Sequence[LiveLeg], at: datetime) -> list[PromisedEta]:
+        """Seconds from ``at`` to the door (P50, P90) for each leg."""
+        ...

@@ -143,6 +143,25 @@ async def promised_p90_s(conn: Connection, order_ids: Sequence[uuid.UUID]) -> di
     return {row["id"]: row["eta_p90_s"] for row in rows}
 
 
+async def live_legs(conn: Connection, order_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """Picked-up merchant orders with their courier's last position and mode (delivery's tables,
+    read for the order's live ETA)."""
+    return await (
+        await conn.execute(
+            """
+            SELECT d.merchant_order_id, d.city_id, d.dropoff_lat, d.dropoff_lng, c.mode,
+                   p.lat, p.lng, p.fixed_at, ci.timezone, ci.country
+            FROM deliveries d
+            JOIN couriers c ON c.id = d.courier_id
+            JOIN courier_positions p ON p.courier_id = d.courier_id
+            JOIN cities ci ON ci.id = d.city_id
+            WHERE d.merchant_order_id = ANY(%s) AND d.status = 'picked_up'
+            """,
+            (list(order_ids),),
+        )
+    ).fetchall()
+
+
 async def insert_items(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     async with conn.cursor() as cursor:
         await cursor.executemany(

@@ -74,8 +74,9 @@ class OrderController(Controller):
         order_id: FromPath[uuid.UUID],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        state: State,
     ) -> Order:
-        return await service.get_order(conn, principal, order_id)
+        return await service.get_order(conn, principal, order_id, _scoring(state).promiser)
 
     @get("/merchant-orders/{order_id:uuid}", operation_id="merchant_orders_get", summary="One merchant order")
     async def get_merchant_order(
@@ -83,8 +84,9 @@ class OrderController(Controller):
         order_id: FromPath[uuid.UUID],
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        state: State,
     ) -> MerchantOrder:
-        return await service.get_merchant_order(conn, principal, order_id)
+        return await service.get_merchant_order(conn, principal, order_id, _scoring(state).promiser)
 
     @get(
         "/merchant-orders/{order_id:uuid}/history",

@@ -97,6 +97,16 @@ class EtaPromise(Output):
     """Why the heuristic answered (``no_model``, ``features_unavailable``, ``over_budget``...)."""
 
 
+class LiveEta(Output):
+    """After pickup: when the courier should be at the door, from their last reported position."""
+
+    p50_at: datetime
+    p90_at: datetime
+    position_at: datetime
+    model: str | None
+    degraded: str | None
+
+
 class FraudCheck(Output):
     decision: FraudDecision
     score: float
@@ -124,6 +134,8 @@ class MerchantOrder(Output):
     items: list[OrderLine]
     eta: EtaPromise | None
     """The promise made at checkout (``None`` for orders placed before promises existed)."""
+    eta_live: LiveEta | None = None
+    """Refreshed from the courier's position while the order is picked up (reading endpoints)."""
 
 
 class Order(Output):

@@ -30,6 +30,7 @@ from api.domains.orders.ports import (
     CityClock,
     DeliveryLeg,
     EtaPromiser,
+    LiveLeg,
     PromisedEta,
     RefundGateway,
     RefundRequest,
@@ -40,6 +41,7 @@ from api.domains.orders.schemas import (
     CheckoutInput,
     EtaPromise,
     FraudCheck,
+    LiveEta,
     MerchantOrder,
     Order,
     OrderLine,
@@ -138,14 +140,45 @@ def _child_out(row: dict[str, Any], items: list[dict[str, Any]]) -> MerchantOrde
     )
 
 
-async def _children_out(conn: Connection, rows: list[dict[str, Any]]) -> list[MerchantOrder]:
+async def _children_out(
+    conn: Connection, rows: list[dict[str, Any]], promiser: EtaPromiser | None = None
+) -> list[MerchantOrder]:
     items: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
     for item in await repo.items_of(conn, [row["id"] for row in rows]):
         items[item["order_id"]].append(item)
-    return [_child_out(row, items[row["id"]]) for row in rows]
+    children = [_child_out(row, items[row["id"]]) for row in rows]
+    if promiser is None:
+        return children
+    live = await _live_etas(conn, [child.id for child in children], promiser)
+    if not live:
+        return children
+    return [msgspec.structs.replace(child, eta_live=live.get(child.id)) for child in children]
 
 
-async def _order_out(conn: Connection, parent: dict[str, Any]) -> Order:
+async def _live_etas(
+    conn: Connection, order_ids: list[uuid.UUID], promiser: EtaPromiser
+) -> dict[uuid.UUID, LiveEta]:
+    """The door ETA of each picked-up order from its courier's last position, per city."""
+    now = utc_now()
+    by_city: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in await repo.live_legs(conn, order_ids):
+        by_city[row["city_id"]].append(row)
+    live: dict[uuid.UUID, LiveEta] = {}
+    for city_id, rows in by_city.items():
+        clock = CityClock(city_id, rows[0]["timezone"], str(rows[0]["country"]).strip())
+        legs = [LiveLeg((r["lat"], r["lng"]), (r["dropoff_lat"], r["dropoff_lng"]), r["mode"]) for r in rows]
+        for row, promise in zip(rows, await promiser.remaining(clock, legs, now), strict=True):
+            live[row["merchant_order_id"]] = LiveEta(
+                p50_at=now + timedelta(seconds=promise.p50_s),
+                p90_at=now + timedelta(seconds=promise.p90_s),
+                position_at=row["fixed_at"],
+                model=promise.model,
+                degraded=promise.degraded,
+            )
+    return live
+
+
+async def _order_out(conn: Connection, parent: dict[str, Any], promiser: EtaPromiser | None = None) -> Order:
     children = await repo.children_of(conn, parent["id"])
     return Order(
         id=parent["id"],
@@ -159,7 +192,7 @@ async def _order_out(conn: Connection, parent: dict[str, Any]) -> Order:
         total_minor=parent["total_minor"],
         emergency=parent["emergency"],
         created_at=parent["created_at"],
-        merchant_orders=await _children_out(conn, children),
+        merchant_orders=await _children_out(conn, children, promiser),
         fraud=None
         if parent["fraud_decision"] is None
         else FraudCheck(
@@ -556,12 +589,15 @@ async def _can_see(conn: Connection, principal: Principal, child: dict[str, Any]
     return role is not None
 
 
-async def get_order(conn: Connection, principal: Principal, order_id: uuid.UUID) -> Order:
+async def get_order(
+    conn: Connection, principal: Principal, order_id: uuid.UUID, promiser: EtaPromiser | None = None
+) -> Order:
+    """The checkout; with a ``promiser``, picked-up merchant orders carry their live door ETA."""
     parent = await repo.get_parent(conn, order_id)
     privileged = principal.has_any(Role.ADMIN, Role.SUPPORT) and principal.mfa
     if parent is None or (parent["customer_id"] != principal.user_id and not privileged):
         raise NotFound(f"order {order_id} was not found")
-    return await _order_out(conn, parent)
+    return await _order_out(conn, parent, promiser)
 
 
 async def _visible_child(conn: Connection, principal: Principal, order_id: uuid.UUID) -> dict[str, Any]:
@@ -571,9 +607,11 @@ async def _visible_child(conn: Connection, principal: Principal, order_id: uuid.
     return child
 
 
-async def get_merchant_order(conn: Connection, principal: Principal, order_id: uuid.UUID) -> MerchantOrder:
+async def get_merchant_order(
+    conn: Connection, principal: Principal, order_id: uuid.UUID, promiser: EtaPromiser | None = None
+) -> MerchantOrder:
     child = await _visible_child(conn, principal, order_id)
-    return (await _children_out(conn, [child]))[0]
+    return (await _children_out(conn, [child], promiser))[0]
 
 
 async def history(conn: Connection, principal: Principal, order_id: uuid.UUID) -> list[Transition]:
