@@ -89,12 +89,9 @@ def create_app(
             stack.callback(plug_predictor, None)
             # delivery: this worker's live-tracking feed (WebSocket fan-out from the event bus)
             app.state.live = await stack.enter_async_context(running_feed(url, settings))
-            if run_relay:
-                await stack.enter_async_context(background_relay(url, settings))
-            if run_dispatch:
-                await stack.enter_async_context(delivery_jobs(pool, settings))
             if run_sweeps:
-                # marketplace: expiry without a cron (orders not accepted in time, stale booking holds)
+                # marketplace: expiry without a cron (orders not accepted in time, stale booking holds),
+                # and webhooks, whose consumer group exists before the relay publishes
                 await stack.enter_async_context(
                     orders_jobs.background_sweep(pool, settings.orders_sweep_interval_s)
                 )
@@ -102,6 +99,10 @@ def create_app(
                     bookings_jobs.background_sweep(pool, settings.bookings_sweep_interval_s)
                 )
                 await stack.enter_async_context(background_webhooks(pool, settings))
+            if run_relay:
+                await stack.enter_async_context(background_relay(url, settings))
+            if run_dispatch:
+                await stack.enter_async_context(delivery_jobs(pool, settings))
             yield
 
     exception_handlers: dict[Any, Any] = {
