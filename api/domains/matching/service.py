@@ -124,6 +124,12 @@ async def match(
     return page
 
 
+async def served_to(conn: Connection, match_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether ``match_id`` is a match served to this customer (checkout names the one it came from)."""
+    served = await repository.served_match(conn, match_id)
+    return served is not None and served["payload"]["customer_id"] == str(user_id)
+
+
 async def record_click(
     conn: Connection, *, user_id: uuid.UUID, match_id: uuid.UUID, body: ClickInput
 ) -> ClickRecorded:

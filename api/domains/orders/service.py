@@ -22,6 +22,7 @@ import msgspec
 from api import idempotency
 from api.domains.catalog import repository as catalog_repo
 from api.domains.inventory import service as inventory
+from api.domains.matching import service as matching
 from api.domains.merchants import service as merchants
 from api.domains.orders import repository as repo
 from api.domains.orders.ports import (
@@ -235,6 +236,8 @@ async def checkout(
     """
     if body.emergency and not body.emergency_reason:
         raise InvalidInput("an emergency order needs a reason (it is audited)")
+    if body.match_id is not None and not await matching.served_to(conn, body.match_id, principal.user_id):
+        raise InvalidInput(f"match {body.match_id} was not served to this customer")
     if not body.emergency and body.emergency_reason:
         raise InvalidInput("emergency_reason is only for emergency orders")
     scope = f"orders.create:{principal.user_id}"

@@ -81,7 +81,10 @@ async def test_without_models_the_rules_decide_and_the_heuristic_promises(
     app: Litestar, client: Client, conn: Any, momo: str
 ) -> None:
     who = await customer(app, conn)
-    match_id = str(uuid.uuid4())
+    await app.state.matching_index.reload()
+    served = await client.get("/v1/match", params=DROP_OFF, headers=who.headers)
+    assert served.status_code == 200, served.text
+    match_id = served.json()["match_id"]
     response = await checkout(client, who, momo, quantity=2, payment_method="card", match_id=match_id)
     assert response.status_code == 201, response.text
     order = response.json()
@@ -101,6 +104,10 @@ async def test_without_models_the_rules_decide_and_the_heuristic_promises(
     created = await (
         await conn.execute("SELECT payload FROM outbox WHERE event_type = 'order.created'")
     ).fetchone()
+    impressions = await (
+        await conn.execute("SELECT payload FROM outbox WHERE event_type = 'match.served'")
+    ).fetchone()
+    assert impressions["payload"]["match_id"] == match_id
     assert created["payload"]["match_id"] == match_id  # joins the order to the match's impressions
     assert created["payload"]["eta_p90_s"] == eta["p90_s"]
     again = await client.get(f"/v1/orders/{order['id']}", headers=who.headers)
@@ -166,4 +173,6 @@ async def test_bad_scoring_input_is_a_4xx(app: Litestar, client: Client, conn: A
     who = await customer(app, conn)
     assert (await checkout(client, who, momo, payment_method="bitcoin")).status_code == 400
     assert (await checkout(client, who, momo, match_id="not-a-uuid")).status_code == 400
+    unknown = await checkout(client, who, momo, match_id=str(uuid.uuid4()))
+    assert unknown.status_code == 422, unknown.text  # a match never served to this customer
     assert await _orders(conn, who.user_id) == 0
