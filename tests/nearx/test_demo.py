@@ -130,6 +130,46 @@ async def test_demo_seed_is_searchable_matchable_and_idempotent(demo_db: str, tm
         assert any(open_slots)
 
 
+def _online_for_seeded_merchants(settings: Settings, db: str) -> dict[str, set[str]]:
+    """The seeded merchants with simulated orders, and those the Feast online store answers (by
+    platform id) with a merchant order count."""
+    import polars as pl
+
+    from features.store import online, open_store
+    from pipelines.resources import lake_path
+    from pipelines.staging import staging_path
+
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT platform_id::text, kind FROM demo_entities").fetchall()
+    seeded: dict[str, str] = dict(rows)
+    merchants = [platform for platform, kind in seeded.items() if kind == "merchant"]
+    (customer,) = (platform for platform, kind in seeded.items() if kind == "customer")
+    orders = pl.read_parquet(staging_path(lake_path(settings), "orders"), columns=["merchant_id"])
+    with_history = set(orders.filter(pl.col("merchant_id").is_in(merchants))["merchant_id"].to_list())
+    rows = [{"merchant_id": merchant, "customer_id": customer} for merchant in merchants]
+    features = online(open_store(settings), "ranker_v1", rows)
+    answered = features.filter(pl.col("merchant_orders_28d").is_not_null())["merchant_id"]
+    return {"with_history": with_history, "with_features": set(answered.to_list())}
+
+
+async def _matches(settings: Settings, db: str) -> list[dict[str, Any]]:
+    """Two ``/v1/match`` pages for the demo customer once the scoring runtime has polled, as the
+    first requests after ``up`` would be (the first reads Feast cold)."""
+    api = create_app(settings, db_url=db)
+    with psycopg.connect(db, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT id FROM users WHERE phone = %s", ("+9779801234567",)).fetchone()
+    assert row is not None
+    async with AsyncTestClient(app=api) as client:
+        await asyncio.to_thread(api.state.scoring.refresh)  # the runtime's first poll: champions, store
+        headers = _customer_headers(api, row["id"])
+        pages = []
+        for _ in range(2):
+            match = await client.get("/v1/match", params={**THAMEL, "radius_m": 10_000}, headers=headers)
+            assert match.status_code == 200, match.text
+            pages.append(match.json())
+    return pages
+
+
 @pytest.mark.slow
 def test_up_migrates_seeds_runs_the_whole_pipeline_and_then_serves(
     pg_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -160,6 +200,8 @@ def test_up_migrates_seeds_runs_the_whole_pipeline_and_then_serves(
                     model: str(client.get_model_version_by_alias(model, CHAMPION).version)
                     for model in ("nearx-eta", "nearx-fraud", "nearx-ranker", "nearx-green")
                 },
+                **_online_for_seeded_merchants(settings, db),
+                "matches": asyncio.run(_matches(settings, db)),
             }
         )
 
@@ -173,6 +215,15 @@ def test_up_migrates_seeds_runs_the_whole_pipeline_and_then_serves(
         assert seen["db"] == url
         assert seen["counts"]["merchants"][0] == {"kind": "merchant", "status": "approved", "n": 25}
         assert set(seen["champions"].values()) == {"1"}
+        # the simulated history of the seeded merchants is online under their platform ids
+        assert seen["with_history"]
+        assert seen["with_features"] == seen["with_history"]
+        for page in seen["matches"]:
+            assert page["results"]
+            assert page["scoring"]["degraded_reason"] in {None, "over_budget"}  # never a feature failure
+            if not page["scoring"]["degraded"]:  # ranked by the champion: ratings from online features
+                assert page["scoring"]["model"] == "nearx-ranker"
+                assert any(result["rating"] is not None for result in page["results"])
         assert (tmp_path / "home" / "warehouse.duckdb").exists()
 
         again = runner.invoke(app, ["up", "--skip-pipeline", *SMALL])
