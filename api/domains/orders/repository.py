@@ -116,21 +116,58 @@ async def insert_fraud_assessment(conn: Connection, row: dict[str, Any]) -> None
     await conn.execute(
         """
         INSERT INTO checkout_fraud_assessments (id, city_id, customer_id, order_id, scorer, degraded, score,
-                                                decision, outcome, reasons, inputs)
+                                                decision, outcome, reasons, inputs, fingerprint)
         VALUES (%(id)s, %(city_id)s, %(customer_id)s, %(order_id)s, %(scorer)s, %(degraded)s, %(score)s,
-                %(decision)s, %(outcome)s, %(reasons)s, %(inputs)s)
+                %(decision)s, %(outcome)s, %(reasons)s, %(inputs)s, %(fingerprint)s)
         """,
         {**row, "inputs": Jsonb(row["inputs"])},
     )
 
 
-async def fraud_assessments(conn: Connection, customer_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The customer's checkout assessments, oldest first."""
+async def review_verdict(conn: Connection, customer_id: uuid.UUID, fingerprint: str) -> bool | None:
+    """The latest reviewer's label on a held checkout of this cart by this customer (None: never reviewed)."""
+    row = await (
+        await conn.execute(
+            """
+            SELECT fraud_label FROM checkout_fraud_assessments
+            WHERE customer_id = %s AND fingerprint = %s AND reviewed_at IS NOT NULL
+            ORDER BY reviewed_at DESC LIMIT 1
+            """,
+            (customer_id, fingerprint),
+        )
+    ).fetchone()
+    return None if row is None else bool(row["fraud_label"])
+
+
+async def held_checkouts(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Checkouts held for review that nobody has decided yet, oldest first."""
     return await (
         await conn.execute(
-            "SELECT * FROM checkout_fraud_assessments WHERE customer_id = %s ORDER BY at, id", (customer_id,)
+            """
+            SELECT * FROM checkout_fraud_assessments
+            WHERE outcome = 'held_for_review' AND reviewed_at IS NULL
+            ORDER BY at, id LIMIT %s
+            """,
+            (limit,),
         )
     ).fetchall()
+
+
+async def label_held_checkout(
+    conn: Connection, assessment_id: uuid.UUID, *, fraud: bool, reviewer: uuid.UUID
+) -> dict[str, Any] | None:
+    """Record the reviewer's verdict on an undecided hold; None when there is no such hold."""
+    return await (
+        await conn.execute(
+            """
+            UPDATE checkout_fraud_assessments
+            SET fraud_label = %s, reviewed_by = %s, reviewed_at = now()
+            WHERE id = %s AND outcome = 'held_for_review' AND reviewed_at IS NULL
+            RETURNING *
+            """,
+            (fraud, reviewer, assessment_id),
+        )
+    ).fetchone()
 
 
 async def promised_p90_s(conn: Connection, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:

@@ -14,6 +14,8 @@ from api.domains.orders import service
 from api.domains.orders.ports import RecordingRefundGateway, RefundGateway
 from api.domains.orders.schemas import (
     CheckoutInput,
+    CheckoutReviewInput,
+    HeldCheckout,
     MerchantOrder,
     Order,
     OrderStatus,
@@ -25,7 +27,8 @@ from api.domains.orders.schemas import (
 from api.domains.orders.service import Scoring
 from api.idempotency import IDEMPOTENCY_HEADER, require_key
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from api.security.principal import Principal
+from api.security.guards import requires_role
+from api.security.principal import Principal, Role
 from nearx.db import Connection
 from nearx.settings import Settings
 
@@ -154,3 +157,32 @@ class OrderController(Controller):
             list(status) if status else ["placed", "accepted", "preparing", "ready_for_pickup"]
         )
         return await service.merchant_queue(conn, principal, merchant_id, statuses, limit)
+
+    @get(
+        "/admin/checkout-reviews",
+        operation_id="checkout_reviews_list",
+        summary="Checkouts the fraud check held for a person",
+        guards=[requires_role(Role.ADMIN, Role.SUPPORT)],
+    )
+    async def held(
+        self,
+        conn: NamedDependency[Connection],
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    ) -> list[HeldCheckout]:
+        return await service.held_checkouts(conn, limit)
+
+    @post(
+        "/admin/checkout-reviews/{assessment_id:uuid}",
+        operation_id="checkout_reviews_decide",
+        summary="Label a held checkout fraud, or clear the customer's cart",
+        guards=[requires_role(Role.ADMIN, Role.SUPPORT)],
+        status_code=200,
+    )
+    async def review(
+        self,
+        assessment_id: FromPath[uuid.UUID],
+        data: JSONBody[CheckoutReviewInput],
+        conn: NamedDependency[Connection],
+        principal: NamedDependency[Principal],
+    ) -> HeldCheckout:
+        return await service.review_checkout(conn, principal, assessment_id, data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -174,3 +174,23 @@ class Refund(Output):
     status: str
     payment_reference: str | None
     order_status: OrderStatus
+
+
+class CheckoutReviewInput(Input, kw_only=True):
+    fraud: bool
+    """The reviewer's verdict: ``true`` labels it fraud (it stays held), ``false`` clears the cart."""
+
+
+class HeldCheckout(Output):
+    """A checkout the fraud check held for a person, with what the scorer saw."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    city_id: str
+    scorer: str
+    score: float
+    reasons: list[str]
+    inputs: dict[str, Any]
+    at: datetime
+    fraud: bool | None
+    reviewed_at: datetime | None

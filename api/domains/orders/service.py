@@ -40,8 +40,10 @@ from api.domains.orders.ports import (
 from api.domains.orders.pricing import Line, Promotion, delivery_fee, price_child
 from api.domains.orders.schemas import (
     CheckoutInput,
+    CheckoutReviewInput,
     EtaPromise,
     FraudCheck,
+    HeldCheckout,
     LiveEta,
     MerchantOrder,
     Order,
@@ -252,7 +254,9 @@ async def checkout(
             stored = await idempotency.claim(conn, scope=scope, key=key, fingerprint=fingerprint)
             if stored is not None:
                 return stored.status, stored.body
-            order = await _place(conn, principal, body, now=now, settings=settings, scoring=scoring)
+            order = await _place(
+                conn, principal, body, now=now, settings=settings, scoring=scoring, fingerprint=fingerprint
+            )
             result = msgspec.to_builtins(order)
             await idempotency.remember(conn, scope=scope, key=key, status=201, body=result)
     except (StepUpRequired, HeldForReview) as refused:
@@ -270,6 +274,7 @@ async def _place(
     now: datetime,
     settings: Settings,
     scoring: Scoring,
+    fingerprint: str,
 ) -> Order:
     variants = {
         row["variant_id"]: row
@@ -350,7 +355,9 @@ async def _place(
         )
 
     parent_id = new_id()
-    assessment = await _fraud_check(conn, principal, body, parent_id, city_id, children, grand, now, scoring)
+    assessment = await _fraud_check(
+        conn, principal, body, parent_id, city_id, children, grand, now, scoring, fingerprint
+    )
     promises = await _promises(conn, city_id, children, body, now, scoring)
     await repo.insert_parent(
         conn,
@@ -487,8 +494,13 @@ async def _fraud_check(
     grand: dict[str, Money],
     now: datetime,
     scoring: Scoring,
+    fingerprint: str,
 ) -> dict[str, Any] | None:
-    """Score the attempt; the assessment row to store, or raise when it may not be placed."""
+    """Score the attempt; the assessment row to store, or raise when it may not be placed.
+
+    A review a person already cleared for this customer's same cart (same request fingerprint)
+    lets it through; one they labelled fraud keeps it held.
+    """
     if scoring.risk is None:
         return None
     main = max(children, key=lambda c: c["totals"].total.amount_minor)["merchant"]
@@ -513,10 +525,15 @@ async def _fraud_check(
     )
     verdict = await scoring.risk.assess_checkout(risk)
     stepped_up = verdict.decision == "step_up" and principal.mfa
-    outcome = {"approve": "placed", "step_up": "placed" if stepped_up else "step_up_required"}.get(
-        verdict.decision, "held_for_review"
+    cleared = (
+        verdict.decision == "review"
+        and await repo.review_verdict(conn, principal.user_id, fingerprint) is False
     )
-    assessment = _assessment_row(risk, verdict, city_id, outcome, stepped_up)
+    outcome = {"approve": "placed", "step_up": "placed" if stepped_up else "step_up_required"}.get(
+        verdict.decision, "placed" if cleared else "held_for_review"
+    )
+    extra = ["second_factor_in_session"] * stepped_up + ["cleared_by_review"] * cleared
+    assessment = {**_assessment_row(risk, verdict, city_id, outcome, extra), "fingerprint": fingerprint}
     if outcome == "step_up_required":
         refused: StepUpRequired | HeldForReview = StepUpRequired(
             "this checkout needs a second factor: verify it and retry", reasons=list(verdict.reasons)
@@ -530,7 +547,7 @@ async def _fraud_check(
 
 
 def _assessment_row(
-    risk: CheckoutRisk, verdict: RiskVerdict, city_id: str, outcome: str, stepped_up: bool
+    risk: CheckoutRisk, verdict: RiskVerdict, city_id: str, outcome: str, extra_reasons: list[str]
 ) -> dict[str, Any]:
     return {
         "id": new_id(),
@@ -542,7 +559,7 @@ def _assessment_row(
         "score": verdict.score,
         "decision": verdict.decision,
         "outcome": outcome,
-        "reasons": [*verdict.reasons, *(["second_factor_in_session"] if stepped_up else [])],
+        "reasons": [*verdict.reasons, *extra_reasons],
         "inputs": msgspec.to_builtins(risk),
     }
 
@@ -573,6 +590,54 @@ async def _promises(
     clock = CityClock(city["id"], city["timezone"], str(city["country"]).strip())
     promises: list[PromisedEta | None] = list(await scoring.promiser.promise(clock, legs, now))
     return promises
+
+
+async def held_checkouts(conn: Connection, limit: int) -> list[HeldCheckout]:
+    """The review queue: checkouts the fraud check held, not yet decided, oldest first."""
+    return [_held_out(row) for row in await repo.held_checkouts(conn, limit)]
+
+
+async def review_checkout(
+    conn: Connection, principal: Principal, assessment_id: uuid.UUID, body: CheckoutReviewInput
+) -> HeldCheckout:
+    """A person's verdict on a held checkout: the fraud label, and (cleared) the retry goes through."""
+    async with conn.transaction():
+        row = await repo.label_held_checkout(
+            conn, assessment_id, fraud=body.fraud, reviewer=principal.user_id
+        )
+        if row is None:
+            raise Conflict("this checkout is not waiting for a review")
+        await append_event(
+            conn,
+            event_type="checkout.reviewed",
+            aggregate_type="checkout_fraud_assessment",
+            aggregate_id=assessment_id,
+            payload={
+                "assessment_id": str(assessment_id),
+                "customer_id": str(row["customer_id"]),
+                "fraud": body.fraud,
+                "score": row["score"],
+                "scorer": row["scorer"],
+            },
+            city_id=row["city_id"],
+            schema_version=SCHEMA_VERSION,
+        )
+    return _held_out(row)
+
+
+def _held_out(row: dict[str, Any]) -> HeldCheckout:
+    return HeldCheckout(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        city_id=row["city_id"],
+        scorer=row["scorer"],
+        score=row["score"],
+        reasons=list(row["reasons"]),
+        inputs=row["inputs"],
+        at=row["at"],
+        fraud=row["fraud_label"],
+        reviewed_at=row["reviewed_at"],
+    )
 
 
 # --------------------------------------------------------------------------- reading

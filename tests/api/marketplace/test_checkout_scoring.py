@@ -176,3 +176,39 @@ async def test_bad_scoring_input_is_a_4xx(app: Litestar, client: Client, conn: A
     unknown = await checkout(client, who, momo, match_id=str(uuid.uuid4()))
     assert unknown.status_code == 422, unknown.text  # a match never served to this customer
     assert await _orders(conn, who.user_id) == 0
+
+
+async def test_a_reviewer_labels_held_checkouts_and_a_cleared_cart_goes_through(
+    app: Litestar, client: Client, conn: Any, momo: str, admin: Actor
+) -> None:
+    app.state.checkout_risk = FixedVerdict("review", [])
+    honest, crook = await customer(app, conn), await customer(app, conn, user_agent="other/2")
+    assert (await checkout(client, honest, momo, quantity=2)).status_code == 409
+    assert (await checkout(client, crook, momo, quantity=3)).status_code == 409
+    queue = await client.get("/v1/admin/checkout-reviews", headers=admin.headers)
+    assert queue.status_code == 200, queue.text
+    held = {row["customer_id"]: row for row in queue.json()}
+    assert set(held) == {str(honest.user_id), str(crook.user_id)}
+    assert held[str(honest.user_id)]["inputs"]["item_count"] == 2
+    assert (await client.get("/v1/admin/checkout-reviews", headers=honest.headers)).status_code == 403
+
+    for who, fraud in ((honest, False), (crook, True)):
+        path = f"/v1/admin/checkout-reviews/{held[str(who.user_id)]['id']}"
+        decided = await client.post(path, json={"fraud": fraud}, headers=admin.headers)
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["fraud"] is fraud
+        again = await client.post(path, json={"fraud": fraud}, headers=admin.headers)
+        assert again.status_code == 409  # decided once
+    assert (await client.get("/v1/admin/checkout-reviews", headers=admin.headers)).json() == []
+    labels = await (
+        await conn.execute(
+            "SELECT payload FROM outbox WHERE event_type = 'checkout.reviewed' ORDER BY position"
+        )
+    ).fetchall()
+    assert [row["payload"]["fraud"] for row in labels] == [False, True]
+
+    cleared = await checkout(client, honest, momo, quantity=2)  # the same cart, a new attempt
+    assert cleared.status_code == 201, cleared.text
+    assert "cleared_by_review" in (await _assessments(conn, honest.user_id))[-1]["reasons"]
+    assert (await checkout(client, crook, momo, quantity=3)).status_code == 409
+    assert (await checkout(client, honest, momo, quantity=5)).status_code == 409  # another cart: held
