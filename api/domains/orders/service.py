@@ -503,10 +503,38 @@ async def _fraud_check(
     """
     if scoring.risk is None:
         return None
+    risk = await _checkout_risk(conn, principal, body, checkout_id, children, grand, now)
+    verdict = await scoring.risk.assess_checkout(risk)
+    cleared = verdict.decision == "review" and (
+        await repo.review_verdict(conn, principal.user_id, fingerprint) is False
+    )
+    outcome, extra_reasons = _outcome(verdict.decision, second_factor=principal.mfa, cleared=cleared)
+    assessment = _assessment_row(risk, verdict, city_id, outcome, extra_reasons, fingerprint)
+    if outcome == "step_up_required":
+        refused: StepUpRequired | HeldForReview = StepUpRequired(
+            "this checkout needs a second factor: verify it and retry", reasons=list(verdict.reasons)
+        )
+    elif outcome == "held_for_review":
+        refused = HeldForReview("this checkout is held for a manual review; nothing was ordered")
+    else:
+        return assessment
+    refused.assessment = assessment
+    raise refused
+
+
+async def _checkout_risk(
+    conn: Connection,
+    principal: Principal,
+    body: CheckoutInput,
+    checkout_id: uuid.UUID,
+    children: list[dict[str, Any]],
+    grand: dict[str, Money],
+    now: datetime,
+) -> CheckoutRisk:
     main = max(children, key=lambda c: c["totals"].total.amount_minor)["merchant"]
     signals = await repo.fraud_signals(conn, principal.user_id, principal.session_id, now)
     home = signals["home_lat"], signals["home_lng"]
-    risk = CheckoutRisk(
+    return CheckoutRisk(
         checkout_id=checkout_id,
         customer_id=principal.user_id,
         merchant_id=main["id"],
@@ -523,31 +551,24 @@ async def _fraud_check(
         else haversine_m(home[0], home[1], body.delivery.lat, body.delivery.lng),
         prior_orders=signals["prior_orders"],
     )
-    verdict = await scoring.risk.assess_checkout(risk)
-    stepped_up = verdict.decision == "step_up" and principal.mfa
-    cleared = (
-        verdict.decision == "review"
-        and await repo.review_verdict(conn, principal.user_id, fingerprint) is False
-    )
-    outcome = {"approve": "placed", "step_up": "placed" if stepped_up else "step_up_required"}.get(
-        verdict.decision, "placed" if cleared else "held_for_review"
-    )
-    extra = ["second_factor_in_session"] * stepped_up + ["cleared_by_review"] * cleared
-    assessment = {**_assessment_row(risk, verdict, city_id, outcome, extra), "fingerprint": fingerprint}
-    if outcome == "step_up_required":
-        refused: StepUpRequired | HeldForReview = StepUpRequired(
-            "this checkout needs a second factor: verify it and retry", reasons=list(verdict.reasons)
-        )
-    elif outcome == "held_for_review":
-        refused = HeldForReview("this checkout is held for a manual review; nothing was ordered")
-    else:
-        return assessment
-    refused.assessment = assessment
-    raise refused
+
+
+def _outcome(decision: str, *, second_factor: bool, cleared: bool) -> tuple[str, list[str]]:
+    """What a decision does to this checkout, and the reason codes that adds."""
+    if decision == "approve":
+        return "placed", []
+    if decision == "step_up":
+        return ("placed", ["second_factor_in_session"]) if second_factor else ("step_up_required", [])
+    return ("placed", ["cleared_by_review"]) if cleared else ("held_for_review", [])
 
 
 def _assessment_row(
-    risk: CheckoutRisk, verdict: RiskVerdict, city_id: str, outcome: str, extra_reasons: list[str]
+    risk: CheckoutRisk,
+    verdict: RiskVerdict,
+    city_id: str,
+    outcome: str,
+    extra_reasons: list[str],
+    fingerprint: str,
 ) -> dict[str, Any]:
     return {
         "id": new_id(),
@@ -561,6 +582,7 @@ def _assessment_row(
         "outcome": outcome,
         "reasons": [*verdict.reasons, *extra_reasons],
         "inputs": msgspec.to_builtins(risk),
+        "fingerprint": fingerprint,
     }
 
 
