@@ -140,8 +140,8 @@ def _online_for_seeded_merchants(settings: Settings, db: str) -> dict[str, set[s
     from pipelines.staging import staging_path
 
     with psycopg.connect(db) as conn:
-        rows = conn.execute("SELECT platform_id::text, kind FROM demo_entities").fetchall()
-    seeded: dict[str, str] = dict(rows)
+        kinds = conn.execute("SELECT platform_id::text, kind FROM demo_entities").fetchall()
+    seeded: dict[str, str] = dict(kinds)
     merchants = [platform for platform, kind in seeded.items() if kind == "merchant"]
     (customer,) = (platform for platform, kind in seeded.items() if kind == "customer")
     orders = pl.read_parquet(staging_path(lake_path(settings), "orders"), columns=["merchant_id"])
