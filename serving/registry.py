@@ -144,6 +144,9 @@ class MlflowSource:
     def load(self, ref: VersionRef) -> Any:
         import mlflow
 
+        # Both stores: loading a version also reads its logged model from the tracking store,
+        # which would otherwise be a new ``./mlflow.db`` in the working directory.
+        mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import pytest
 
 from serving import metrics
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec
-from tests.serving.conftest import RankerStore
+from tests.serving.conftest import RankerStore, TrainedCity
 from tests.serving.trained import RANKER_INPUTS, synthetic_sessions
 
 SPEC = ModelSpec("ranker-test", frozenset(RANKER_INPUTS))
@@ -123,3 +127,19 @@ def test_no_registry_at_all_means_no_model_and_a_stated_reason(tmp_path: object)
     registry.refresh()
     assert registry.get("ranker-test") is None
     assert "no model registry" in (registry.status["ranker-test"].last_error or "")
+
+
+def test_loading_writes_nothing_to_the_working_directory(trained_city: TrainedCity, tmp_path: Path) -> None:
+    """A fresh process (nothing configured globally) loads a pyfunc champion from its store only."""
+    script = (
+        "from serving.registry import MlflowSource\n"
+        f"source = MlflowSource({trained_city.uri!r})\n"
+        "source.load(source.resolve('nearx-fraud', 'champion'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # set_tracking_uri exports it
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env={**env, "PYTHONPATH": str(root)}, check=False
+    )
+    assert done.returncode == 0
+    assert list(tmp_path.iterdir()) == []  # no ./mlflow.db from MLflow's default tracking store
