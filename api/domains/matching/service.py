@@ -70,6 +70,7 @@ async def match(
     prefs = await repository.preferences(conn, user_id) or {}
     customer = _customer(user_id, prefs, context, city_index, now)
     results: list[MatchResult] = []
+    impressions: list[dict[str, Any]] = []
     scoring = Scoring(
         model=None,
         model_version=None,
@@ -89,6 +90,7 @@ async def match(
             trips = _trips(city_index, pool.positions[top], context, customer, now)
             promise, green = await _promise(runtime, city_index, trips)
             results = _results(city_index, pool, candidates, ranking, top, promise, green, customer, context)
+            impressions = _impressions(results, candidates, top)
             scoring = Scoring(
                 model=ranking.model,
                 model_version=ranking.version,
@@ -115,10 +117,7 @@ async def match(
                 "model": scoring.model,
                 "model_version": scoring.model_version,
                 "degraded_reason": scoring.degraded_reason,
-                "impressions": [
-                    {"merchant_id": str(r.merchant_id), "position": r.position, "score": r.score}
-                    for r in results
-                ],
+                "impressions": impressions,
             },
         )
     return page
@@ -287,6 +286,29 @@ def _results(
             )
         )
     return results
+
+
+def _impressions(
+    results: list[MatchResult], candidates: Candidates, top: np.ndarray[Any, np.dtype[np.int64]]
+) -> list[dict[str, Any]]:
+    """What each result was shown with, for ``match.served``: the ranker's inputs that the live
+    lake keeps per impression (``pipelines/live.py``), so training sees what the customer saw.
+    ``price_level`` is the index's 1-4 quartile within the city."""
+    return [
+        {
+            "merchant_id": str(result.merchant_id),
+            "position": result.position,
+            "score": result.score,
+            "distance_m": result.distance_m,
+            "price_level": result.price_level,
+            "rating": result.rating,
+            "eco_packaging": bool(candidates.eco_packaging[j])
+            if candidates.eco_packaging is not None
+            else None,
+            "is_favourite": bool(candidates.is_favourite[j]),
+        }
+        for result, j in zip(results, top.tolist(), strict=True)
+    ]
 
 
 def _reasons(

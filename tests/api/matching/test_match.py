@@ -245,8 +245,14 @@ async def test_impressions_and_clicks_are_logged_as_events(
     app: Litestar, client: Client, conn: Any, settings: Settings
 ) -> None:
     await insert_city(conn)
+    eco = {str(merchant_id(i)) for i in range(0, MERCHANTS, 2)}
+    await conn.execute("UPDATE merchants SET eco_packaging = true WHERE id::text = ANY(%s)", (list(eco),))
     await ready(app)
     user, headers = await _customer(conn, settings)
+    favourites = [merchant_id(i) for i in range(MERCHANTS)]
+    await conn.execute(
+        "INSERT INTO profiles (user_id, favourite_merchants) VALUES (%s, %s)", (user, favourites)
+    )
     body = (await client.get("/v1/match", params={**AT, "limit": 5}, headers=headers)).json()
     (served,) = await _events(conn, "match.served")
     assert served["match_id"] == body["match_id"]
@@ -254,6 +260,14 @@ async def test_impressions_and_clicks_are_logged_as_events(
     assert served["model"] == "nearx-ranker"
     assert [(i["merchant_id"], i["position"]) for i in served["impressions"]] == [
         (r["merchant_id"], r["position"]) for r in body["results"]
+    ]
+    # what the customer saw, for the live lake's impressions (pipelines/live.py)
+    assert [(i["distance_m"], i["price_level"], i["rating"]) for i in served["impressions"]] == [
+        (r["distance_m"], r["price_level"], r["rating"]) for r in body["results"]
+    ]
+    assert [i["is_favourite"] for i in served["impressions"]] == [True] * 5  # every merchant is one
+    assert [i["eco_packaging"] for i in served["impressions"]] == [
+        r["merchant_id"] in eco for r in body["results"]
     ]
     third = body["results"][2]["merchant_id"]
     click = await client.post(
