@@ -26,12 +26,13 @@ from api.domains.payments.admin_routes import (
 from api.domains.payments.routes import PaymentIntentController, PaymentWebhookController
 from api.domains.profiles.routes import AdminUsersController, MeController
 from api.domains.wallet.routes import WalletController
-from api.health import health
+from api.health import health, readiness
 from api.metrics import metrics
 from api.storage.routes import UploadController
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health,
+    readiness,
     metrics,
     AuthController,
     RoleAdminController,

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
 from nearx.emissions import leg_emission
-from nearx.routing import HaversineRouting, Mode
+from nearx.routing import Mode, RoutingProvider
 from serving import metrics
 from serving.online import Columns, FeaturesUnavailable, OnlineFeatures
 from serving.registry import LoadedModel, ModelRegistry, ModelSpec
@@ -119,7 +119,7 @@ def green_spec(features: tuple[str, ...], request_features: tuple[str, ...]) -> 
 
 class EtaScorer:
     def __init__(
-        self, registry: ModelRegistry, online: OnlineFeatures | None, routing: HaversineRouting, country: str
+        self, registry: ModelRegistry, online: OnlineFeatures | None, routing: RoutingProvider, country: str
     ) -> None:
         self.registry = registry
         self.online = online

@@ -26,6 +26,11 @@ MODEL_VERSION = Gauge("nearx_model_version", "The model version being served (0 
 FEATURE_LOOKUPS = Counter(
     "nearx_feature_lookups_total", "Online feature rows, by where they came from.", ["view", "source"]
 )
+WARM_UPS = Counter(
+    "nearx_warm_ups_total",
+    "Throwaway reads and predictions made before serving, so no request pays a first-call cost.",
+    ["kind", "name"],
+)
 SCORING_SECONDS = Histogram(
     "nearx_scoring_seconds",
     "Time to score one request's candidates (features + model).",

@@ -170,6 +170,17 @@ class OnlineFeatures:
                 columns[feature] = matrix[:, i]
         return columns
 
+    def warm_up(self, service_name: str) -> None:
+        """One throwaway store read per batch view of the service, past the cache and into no cache.
+
+        Feast's first ``get_online_features`` costs 100-240 ms (0.67 imports every online-store
+        module to check for versioned reads); later ones about 1 ms. The runtime calls this in
+        its poller before it serves these features, so no request pays that within its budget.
+        """
+        for view in self.plan(service_name).views:
+            self._from_store(view, [""])
+            metrics.WARM_UPS.labels("view", view.view).inc()
+
     def _vectors(self, view: ViewPlan, values: Sequence[str]) -> dict[str, Vector]:
         now = self.clock()
         found: dict[str, Vector] = {}

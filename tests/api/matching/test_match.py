@@ -299,3 +299,18 @@ async def test_a_runtime_with_nothing_trained_starts_without_importing_heavy_sto
     assert runtime.online is None
     assert runtime.registry.get("nearx-ranker") is None
     assert "no model registry" in (runtime.registry.status["nearx-ranker"].last_error or "")
+
+
+async def test_readiness_is_503_until_the_first_poll_has_warmed_the_runtime(
+    app: Litestar, client: Client, settings: Settings
+) -> None:
+    await ready(app)
+    warm = await client.get("/readyz")
+    assert warm.status_code == 200, warm.text
+    assert warm.json() == {"status": "ready", "database": "ok", "scoring": "warm"}
+    assert app.state.scoring.online is not None  # the store is open and warmed up
+
+    app.state.scoring = build_runtime(settings)  # a runtime whose first poll has not run yet
+    cold = await client.get("/readyz")
+    assert cold.status_code == 503
+    assert cold.json()["scoring"] == "warming_up"

@@ -1,0 +1,139 @@
+"""The scoring runtime's warm-up: champions and online features are exercised before requests see them.
+
+The store is the project's real Feast repo, wrapped to record which views were read and to hold
+the first read until the test lets it go, so a request can be sent while the warm-up is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pytest
+from feast import FeatureStore
+
+from serving import metrics
+from serving.eta import ETA_MODEL, GREEN_MODEL
+from serving.fraud import FRAUD_MODEL
+from serving.match import RANKER_MODEL, Candidates, Customer
+from serving.registry import MlflowSource, ModelRegistry, warm_up
+from serving.runtime import SCORER_SERVICES, ScoringRuntime, default_specs
+from tests.serving.conftest import TrainedCity
+from tests.serving.trained import register, train_ranker
+
+
+class GatedStore:
+    """The real store, except that online reads record their view and wait for ``release``."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self._store = store
+        self.read_views: list[str] = []
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def get_online_features(self, *, features: list[str], entity_rows: list[dict[str, Any]]) -> Any:
+        self.read_views.extend(dict.fromkeys(ref.split(":")[0] for ref in features))
+        self.reading.set()
+        if not self.release.wait(timeout=60):
+            raise TimeoutError("the test never released the store")
+        return self._store.get_online_features(features=features, entity_rows=entity_rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@pytest.fixture(scope="module")
+def ranker_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("mlflow-runtime")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("r", artifact_location=(root / "a").as_uri())
+    )
+    register(uri, RANKER_MODEL, train_ranker(seed=5), tags={"feature_service": "ranker_v1"})
+    return uri
+
+
+def _candidates(n: int = 10) -> Candidates:
+    return Candidates(
+        merchant_ids=[f"m{i}" for i in range(n)],
+        distance_m=np.linspace(300, 3000, n),
+        price_level=np.full(n, 2.0),
+        prep_estimate_s=np.full(n, 600.0),
+        is_favourite=np.zeros(n),
+        green_possible=np.ones(n),
+    )
+
+
+def _warm_ups(kind: str, name: str) -> float:
+    value: float = metrics.WARM_UPS.labels(kind, name)._value.get()
+    return value
+
+
+async def test_requests_during_the_warm_up_get_the_fallback_and_every_served_view_is_read_first(
+    ranker_uri: str, feature_store: FeatureStore
+) -> None:
+    registry = ModelRegistry(MlflowSource(ranker_uri), {RANKER_MODEL: default_specs()[RANKER_MODEL]})
+    store = GatedStore(feature_store)
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: store, budget_s=60.0)
+    model_warm_ups = _warm_ups("model", RANKER_MODEL)
+
+    polling = asyncio.ensure_future(asyncio.to_thread(runtime.refresh))
+    assert await asyncio.to_thread(store.reading.wait, 60), "the warm-up never read the store"
+    # the champion is loaded (and was warmed before its swap); the features are still warming up
+    assert registry.get(RANKER_MODEL) is not None
+    assert _warm_ups("model", RANKER_MODEL) == model_warm_ups + 1
+    assert not runtime.warmed
+    assert runtime.online is None
+    early = await runtime.rank(_candidates(), Customer("c1"))
+    assert early.degraded == "features_unavailable"  # the scorer's own fallback, not a wait
+    assert not polling.done()
+
+    store.release.set()
+    await polling
+    assert runtime.warmed
+    online = runtime.online
+    assert online is not None
+    served = {view.view for service in SCORER_SERVICES.values() for view in online.plan(service).views}
+    assert served <= set(store.read_views)
+    assert "merchant_stats" in served
+
+    reads = len(store.read_views)
+    ranking = await runtime.rank(_candidates(), Customer("c1"))
+    assert (ranking.degraded, ranking.model) == (None, RANKER_MODEL)
+    assert ranking.rating is not None
+    assert not np.isnan(ranking.rating).any()
+    assert len(store.read_views) > reads  # the request's own merchants, which the warm-up did not cache
+
+
+async def test_a_second_poll_warms_nothing_again(ranker_uri: str, feature_store: FeatureStore) -> None:
+    registry = ModelRegistry(MlflowSource(ranker_uri), {RANKER_MODEL: default_specs()[RANKER_MODEL]})
+    store = GatedStore(feature_store)
+    store.release.set()
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: store)
+    await asyncio.to_thread(runtime.refresh)
+    first = len(store.read_views)
+    assert first > 0
+    await asyncio.to_thread(runtime.refresh)
+    assert len(store.read_views) == first
+
+
+async def test_without_a_store_the_first_poll_still_ends_the_warm_up(tmp_path: Path) -> None:
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/mlflow.db"), default_specs())
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: None)
+    await asyncio.to_thread(runtime.refresh)
+    assert runtime.warmed  # nothing to warm: the fallbacks are what this process serves
+    assert runtime.online is None
+
+
+def test_every_trained_champion_predicts_its_warm_up_row(trained_city: TrainedCity) -> None:
+    for name in (ETA_MODEL, GREEN_MODEL, FRAUD_MODEL):
+        model = trained_city.registry.get(name)
+        assert model is not None, trained_city.registry.status[name]
+        before = _warm_ups("model", name)
+        warm_up(model)
+        assert _warm_ups("model", name) == before + 1, f"{name} failed its warm-up prediction"
