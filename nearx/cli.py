@@ -154,9 +154,9 @@ def dispatch_run(
     settings = get_settings()
     with database_url(settings.database_url, settings.embedded_pg_dir) as url:
         if every > 0:
-            asyncio.run(run_forever(url, every))
+            asyncio.run(run_forever(url, every, settings))
             return
-        for city_id, report in asyncio.run(run_once(url, city)).items():
+        for city_id, report in asyncio.run(run_once(url, city, settings)).items():
             typer.echo(
                 f"{city_id}: opened {report.opened}, expired {report.expired}, "
                 f"offered {report.offered}, waiting {report.waiting}"

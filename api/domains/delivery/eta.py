@@ -6,7 +6,8 @@ Dispatch rounds and the customer ETA ask the same :class:`~nearx.dispatch.EtaPre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,8 @@ import numpy as np
 from api.domains.orders import service as orders
 from nearx.db import Connection
 from nearx.dispatch import EtaPredictor, RoutingEta
-from nearx.routing import HaversineRouting, Mode
+from nearx.routing import HaversineRouting, Mode, routing_provider
+from nearx.settings import Settings
 
 Trip = tuple[tuple[float, float], tuple[float, float]]
 Promises = Mapping[Trip, float]
@@ -31,6 +33,17 @@ def plug_predictor(factory: PredictorFactory | None) -> None:
     _plugged[:] = [] if factory is None else [factory]
 
 
+@contextmanager
+def plugged(factory: PredictorFactory) -> Iterator[None]:
+    """``factory`` plugged in for the block; whatever was plugged before comes back after it."""
+    previous = list(_plugged)
+    _plugged[:] = [factory]
+    try:
+        yield
+    finally:
+        _plugged[:] = previous
+
+
 async def promised_trips(conn: Connection, deliveries: list[dict[str, Any]]) -> Promises:
     """The P90 promised at checkout for each delivery's trip (orders without a promise are left out)."""
     p90 = await orders.promised_p90_s(conn, [row["merchant_order_id"] for row in deliveries])
@@ -43,8 +56,19 @@ async def promised_trips(conn: Connection, deliveries: list[dict[str, Any]]) -> 
     }
 
 
+def routing_predictors(settings: Settings) -> PredictorFactory:
+    """Routing only, from the provider ``NEARX_ROUTING`` selects (``nearx dispatch run`` plugs it:
+    that process has no serving runtime, so no models)."""
+
+    def predictor(city: dict[str, Any], promises: Promises) -> EtaPredictor:
+        return RoutingEta(routing_provider(settings, city["id"], city["timezone"]))
+
+    return predictor
+
+
 def city_eta(city: dict[str, Any], promises: Promises | None = None) -> EtaPredictor:
-    """The travel-time predictor for a city: the plugged-in models, else the routing provider."""
+    """The travel-time predictor for a city: the plugged-in one, else haversine routing (a process
+    that plugs nothing, such as a test calling the services directly, has no settings to ask)."""
     if _plugged:
         return _plugged[0](city, promises or {})
     return RoutingEta(HaversineRouting(city["id"], city["timezone"]))

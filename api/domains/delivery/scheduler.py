@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from api.domains.delivery import repository as repo
 from api.domains.delivery import service
+from api.domains.delivery.eta import plugged, routing_predictors
 from api.domains.delivery.insurance import build_insurer
 from api.domains.delivery.safety import CONSUMER, SafetyFollowUp, follow_up_pass
 from api.domains.delivery.schemas import RoundReport
@@ -70,13 +71,14 @@ async def delivery_jobs(pool: Pool, settings: Settings) -> AsyncIterator[None]:
         await consumer.close()
 
 
-async def run_once(url: str, cities: list[str] | None) -> dict[str, RoundReport]:
-    """``nearx dispatch run``: one pass over a fresh connection."""
-    async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return await dispatch_pass(conn, cities=cities)
+async def run_once(url: str, cities: list[str] | None, settings: Settings) -> dict[str, RoundReport]:
+    """``nearx dispatch run``: one pass over a fresh connection, legs priced by the routing provider."""
+    with plugged(routing_predictors(settings)):
+        async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            return await dispatch_pass(conn, cities=cities)
 
 
-async def run_forever(url: str, interval_s: float) -> None:
+async def run_forever(url: str, interval_s: float, settings: Settings) -> None:
     """``nearx dispatch run --every N``: the rounds outside the server, until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,7 +92,8 @@ async def run_forever(url: str, interval_s: float) -> None:
             await dispatch_pass(conn)
 
     try:
-        async with every(interval_s, dispatch, name="dispatch-rounds"):
-            await stop.wait()
+        with plugged(routing_predictors(settings)):
+            async with every(interval_s, dispatch, name="dispatch-rounds"):
+                await stop.wait()
     finally:
         await pool.close()

@@ -41,7 +41,7 @@ from nearx.db import Connection
 from nearx.dispatch import DispatchContext, DispatchCourier, DispatchOrder, optimal_round
 from nearx.emissions import delivery_emission
 from nearx.ids import new_id
-from nearx.routing import HaversineRouting, Mode
+from nearx.routing import Mode, routing_provider
 from nearx.settings import Settings
 
 OFFER_TIMEOUT = timedelta(seconds=45)
@@ -221,7 +221,9 @@ async def advance(
                 await repo.add_proof_failure(conn, delivery_id)
                 wrong_code = True
             else:
-                changes = await _emissions(conn, delivery, Mode(courier["mode"])) | {"proof": Jsonb(proof)}
+                changes = await _emissions(conn, delivery, Mode(courier["mode"]), settings) | {
+                    "proof": Jsonb(proof)
+                }
         if body.to == "picked_up":  # the target is the drop-off now: deviation tracking starts afresh
             changes = {"target_best_m": None, "deviation_fixes": 0}
         if not wrong_code:
@@ -290,11 +292,13 @@ async def history_for_admin(conn: Connection, delivery_id: uuid.UUID) -> list[Hi
     return [msgspec.convert(row, HistoryEntry) for row in await repo.history(conn, delivery_id)]
 
 
-async def _emissions(conn: Connection, delivery: dict[str, Any], mode: Mode) -> dict[str, Any]:
-    """Legs (courier's position at acceptance -> pickup -> drop-off) over the city's road circuity."""
+async def _emissions(
+    conn: Connection, delivery: dict[str, Any], mode: Mode, settings: Settings
+) -> dict[str, Any]:
+    """Legs (courier's position at acceptance -> pickup -> drop-off) by the routing provider's distance."""
     city = await repo.city(conn, delivery["city_id"])
     assert city is not None
-    routing = HaversineRouting(delivery["city_id"], city["timezone"])
+    routing = routing_provider(settings, delivery["city_id"], city["timezone"])
     pickup = (delivery["pickup_lat"], delivery["pickup_lng"])
     legs = [
         routing.leg(pickup, (delivery["dropoff_lat"], delivery["dropoff_lng"]), mode, utc_now()).distance_m

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -14,11 +16,15 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from api.app import create_app
+from api.domains.delivery.eta import city_eta, plugged, routing_predictors
 from api.domains.delivery.scheduler import dispatch_pass
 from nearx import cli
+from nearx.roadgraph import OutsideGraphError
+from nearx.routing import Mode, elementwise_haversine_m
 from nearx.settings import Settings, get_settings, load_settings
 from tests.api.delivery.conftest import MakeCourier, MakeUser
 from tests.api.delivery.scenario import Client, at_position, merchant_order
+from tests.nearx.test_roadgraph import write_pbf
 
 WAIT_S = 15.0
 """Upper bound for the loop to show its effect (a bound on a hang, not a speed assertion)."""
@@ -114,3 +120,31 @@ async def test_cli_runs_one_pass(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "kathmandu: opened 1, expired 0, offered 0, waiting 1" in result.output
+
+
+def test_the_routing_predictors_price_legs_with_the_provider_nearx_routing_selects(tmp_path: Path) -> None:
+    side = 32  # a 32 x 32 street grid: over the road graph's 1,000-node floor for a usable component
+    nodes = {r * 100 + c + 1: (60.0 + r * 0.001, 24.0 + c * 0.002) for r in range(side) for c in range(side)}
+    streets = [(1_000 + r, [r * 100 + c + 1 for c in range(side)]) for r in range(side)]
+    avenues = [(2_000 + c, [r * 100 + c + 1 for r in range(side)]) for c in range(side)]
+    pbf = write_pbf(
+        tmp_path / "grid.osm.pbf",
+        nodes,
+        [(way_id, refs, {"highway": "residential"}) for way_id, refs in streets + avenues],
+    )
+    graph = load_settings(
+        {"NEARX_HOME": str(tmp_path), "NEARX_ROUTING": "graph", "NEARX_ROUTING_PBF": str(pbf)}
+    )
+    city = {"id": "kathmandu", "timezone": "Asia/Kathmandu"}
+    corner, turn = np.array([[60.0, 24.0]]), np.array([[60.0, 24.002]])
+    opposite = np.array([[60.001, 24.002]])
+    kathmandu = (np.array([[27.70, 85.32]]), np.array([[27.71, 85.33]]))
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    with plugged(routing_predictors(graph)):
+        metres, _ = city_eta(city).travel(corner, opposite, [Mode.BICYCLE], now)
+        two_sides = elementwise_haversine_m(corner, turn) + elementwise_haversine_m(turn, opposite)
+        assert metres == pytest.approx(two_sides, rel=1e-3)  # round the block, not the diagonal
+        with pytest.raises(OutsideGraphError):
+            city_eta(city).travel(*kathmandu, [Mode.BICYCLE], now)
+    haversine, _ = city_eta(city).travel(*kathmandu, [Mode.BICYCLE], now)  # nothing plugged any more
+    assert np.isfinite(haversine).all()
