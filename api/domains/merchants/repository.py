@@ -17,9 +17,10 @@ async def insert_merchant(conn: Connection, row: dict[str, Any]) -> None:
     await conn.execute(
         """
         INSERT INTO merchants (id, city_id, kind, category, name, owner_user_id, lat, lng, h3_r7, h3_r9,
-                               delivery_radius_m, prep_time_min, documents)
+                               delivery_radius_m, prep_time_min, eco_packaging, documents)
         VALUES (%(id)s, %(city_id)s, %(kind)s, %(category)s, %(name)s, %(owner_user_id)s, %(lat)s, %(lng)s,
-                %(h3_r7)s, %(h3_r9)s, %(delivery_radius_m)s, %(prep_time_min)s, %(documents)s)
+                %(h3_r7)s, %(h3_r9)s, %(delivery_radius_m)s, %(prep_time_min)s, %(eco_packaging)s,
+                %(documents)s)
         """,
         {**row, "documents": Jsonb(row["documents"])},
     )
@@ -95,7 +96,7 @@ async def status_history(conn: Connection, merchant_id: uuid.UUID) -> list[dict[
 
 
 async def update_settings(conn: Connection, merchant_id: uuid.UUID, changes: dict[str, Any]) -> None:
-    allowed = {"delivery_radius_m", "prep_time_min", "paused"}
+    allowed = {"delivery_radius_m", "prep_time_min", "eco_packaging", "paused"}
     assert set(changes) <= allowed
     if not changes:
         return

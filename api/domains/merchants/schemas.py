@@ -32,6 +32,8 @@ class MerchantApplication(Input, kw_only=True):
     lng: Longitude
     delivery_radius_m: RadiusM = 3000
     prep_time_min: PrepMinutes = 15
+    eco_packaging: bool = False
+    """Orders leave in reusable or compostable packaging (the ranker favours it for eco-minded customers)."""
     documents: Annotated[list[DocumentKey], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
 
 
@@ -43,6 +45,7 @@ class Decision(Input, kw_only=True):
 class SettingsPatch(Input, kw_only=True):
     delivery_radius_m: RadiusM | None = None
     prep_time_min: PrepMinutes | None = None
+    eco_packaging: bool | None = None
 
 
 class PauseSwitch(Input, kw_only=True):
@@ -88,6 +91,7 @@ class Merchant(Output):
     lng: float
     delivery_radius_m: int
     prep_time_min: int
+    eco_packaging: bool
     paused: bool
     open_now: bool
     created_at: datetime

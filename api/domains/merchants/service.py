@@ -111,6 +111,7 @@ def _to_output(row: dict[str, Any], open_flag: bool) -> Merchant:
         lng=row["lng"],
         delivery_radius_m=row["delivery_radius_m"],
         prep_time_min=row["prep_time_min"],
+        eco_packaging=row["eco_packaging"],
         paused=row["paused"],
         open_now=open_flag and row["status"] == "approved" and not row["paused"],
         created_at=row["created_at"],
@@ -150,6 +151,7 @@ async def apply(
                 "h3_r9": cells[9],
                 "delivery_radius_m": body.delivery_radius_m,
                 "prep_time_min": body.prep_time_min,
+                "eco_packaging": body.eco_packaging,
                 "documents": list(body.documents),
             },
         )
@@ -275,6 +277,7 @@ async def update_settings(
         for key, value in (
             ("delivery_radius_m", body.delivery_radius_m),
             ("prep_time_min", body.prep_time_min),
+            ("eco_packaging", body.eco_packaging),
         )
         if value is not None
     }

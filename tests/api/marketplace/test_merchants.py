@@ -213,3 +213,39 @@ async def test_refused_staff_change_leaves_no_audit_row(
     refused = await client.post(f"/v1/merchants/{merchant['id']}/staff", json=body, headers=intruder.headers)
     assert refused.status_code == 403
     assert await _count(conn, "security_events WHERE event LIKE 'merchant_role.%%'") == 0
+
+
+async def test_eco_packaging_is_set_at_application_and_by_managers(
+    client: AsyncTestClient[Litestar], make_merchant: MakeMerchant, make_user: MakeUser, conn: Any
+) -> None:
+    _, plain = await make_merchant()
+    assert plain["eco_packaging"] is False  # the column's default when an applicant says nothing
+    owner, merchant = await make_merchant(eco_packaging=True)
+    assert merchant["eco_packaging"] is True
+    url = f"/v1/merchants/{merchant['id']}"
+
+    clerk = await make_user()
+    await client.post(
+        f"{url}/staff", json={"user_id": str(clerk.user_id), "role": "staff"}, headers=owner.headers
+    )
+    refused = await client.patch(url, json={"eco_packaging": False}, headers=clerk.headers)
+    assert refused.status_code == 403
+    not_a_flag = await client.patch(url, json={"eco_packaging": "yes"}, headers=owner.headers)
+    assert not_a_flag.status_code == 400
+
+    changed = await client.patch(url, json={"eco_packaging": False}, headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["eco_packaging"] is False
+    row = await (
+        await conn.execute("SELECT eco_packaging FROM merchants WHERE id = %s", (merchant["id"],))
+    ).fetchone()
+    assert row["eco_packaging"] is False
+    updates = await (
+        await conn.execute(
+            "SELECT payload FROM outbox WHERE event_type = 'merchant.updated' AND aggregate_id = %s",
+            (merchant["id"],),
+        )
+    ).fetchall()
+    assert [u["payload"]["changes"] for u in updates] == [{"eco_packaging": False}]
+    untouched = await client.patch(url, json={"prep_time_min": 20}, headers=owner.headers)
+    assert untouched.json()["eco_packaging"] is False
