@@ -69,6 +69,8 @@ SCORER_SERVICES = {
     fraud.FRAUD_MODEL: fraud.FRAUD_SERVICE,
 }
 """Each served model and the FeatureService its scorer reads when the champion names none."""
+WARM_UP_CITY = "default"
+"""The city the first poll builds a routing provider for (the provider's load is what counts)."""
 
 
 @dataclass
@@ -111,6 +113,10 @@ class ScoringRuntime:
         the feature store if it appeared, sync caches, and warm up the served services before
         requests read them. Until the store's first warm-up is done, requests get the fallbacks."""
         try:
+            if not self.warmed:
+                # a road graph (NEARX_ROUTING=graph) is parsed once per process, in seconds: here, not
+                # in the event loop of the first request that asks for an ETA
+                self.routing(WARM_UP_CITY, "UTC")
             self.registry.refresh()
             online = self.online or self._open_online()
             if online is not None:

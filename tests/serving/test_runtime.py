@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from feast import FeatureStore
 
+from nearx.routing import HaversineRouting
 from serving import metrics
 from serving.eta import ETA_MODEL, GREEN_MODEL
 from serving.fraud import FRAUD_MODEL
 from serving.match import RANKER_MODEL, Candidates, Customer
 from serving.registry import MlflowSource, ModelRegistry, warm_up
-from serving.runtime import SCORER_SERVICES, ScoringRuntime, default_specs
+from serving.runtime import SCORER_SERVICES, WARM_UP_CITY, ScoringRuntime, default_specs
 from tests.serving.conftest import TrainedCity
 from tests.serving.trained import register, train_ranker
 
@@ -137,3 +138,20 @@ def test_every_trained_champion_predicts_its_warm_up_row(trained_city: TrainedCi
         before = _warm_ups("model", name)
         warm_up(model)
         assert _warm_ups("model", name) == before + 1, f"{name} failed its warm-up prediction"
+
+
+async def test_the_first_poll_builds_the_routing_provider_off_the_request_path(tmp_path: Path) -> None:
+    built: list[tuple[str, str]] = []
+
+    def routing(city_id: str, timezone: str) -> HaversineRouting:
+        built.append((city_id, timezone))
+        return HaversineRouting(city_id, timezone)
+
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/mlflow.db"), default_specs())
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: None, routing=routing)
+    await asyncio.to_thread(runtime.refresh)
+    assert built == [(WARM_UP_CITY, "UTC")]  # a road graph would have been parsed in the poller
+    await asyncio.to_thread(runtime.refresh)
+    assert len(built) == 1
+    runtime.eta_scorer("kathmandu", "Asia/Kathmandu", "NP")
+    assert built[-1] == ("kathmandu", "Asia/Kathmandu")  # requests get their city's provider
