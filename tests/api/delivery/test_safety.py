@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import psycopg
+import pytest
 from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 
 from api.app import create_app
 from api.domains.delivery.insurance import SandboxInsurer
 from api.domains.delivery.safety import CONSUMER, SafetyFollowUp, follow_up_pass
-from api.domains.events.consumers import PostgresStreamConsumer
+from api.domains.events.buses import RabbitMQBus, unrouted_queue
+from api.domains.events.consumers import PostgresStreamConsumer, RabbitMQConsumer, consumer_for
 from api.domains.events.jobs import relay_once
+from api.domains.events.model import Event
 from api.domains.notifications.sandbox import SandboxSender, read_messages
 from api.security.principal import Role
+from nearx.clock import utc_now
+from nearx.ids import new_id
 from nearx.settings import Settings, load_settings
 from tests.api.delivery.conftest import Actor, MakeCourier, MakeUser
 from tests.api.delivery.scenario import Client, at_position, merchant_order, offers, round_now
@@ -198,3 +206,57 @@ def _claims_file(settings: Settings) -> Path:
 
 async def _connect(url: str) -> Any:
     return await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
+
+
+@pytest.mark.rabbitmq
+async def test_on_rabbitmq_the_follow_up_gets_its_events_from_its_own_queue(
+    db_url: str, tmp_path: Path
+) -> None:
+    url = os.environ.get("NEARX_TEST_RABBITMQ_URL")
+    if not url:
+        pytest.skip("NEARX_TEST_RABBITMQ_URL is not set")
+    exchange = f"nearx.test.safety.{uuid.uuid4().hex}"
+    settings = load_settings(
+        {
+            "NEARX_HOME": str(tmp_path / "nearx"),
+            "NEARX_RABBITMQ_URL": url,
+            "NEARX_RABBITMQ_EXCHANGE": exchange,
+        }
+    )
+    consumer = await consumer_for(
+        settings, CONSUMER
+    )  # declares the group's queue before anything is published
+    assert isinstance(consumer, RabbitMQConsumer)
+    bus = RabbitMQBus(url, exchange=exchange)
+    problem = Event(
+        event_id=new_id(),
+        event_type="delivery.problem_reported",
+        schema_version=1,
+        aggregate_type="delivery",
+        aggregate_id=new_id(),
+        city_id="kathmandu",
+        payload={"kind": "road_closed", "lat": HERE["lat"], "lng": HERE["lng"], "note": "bridge shut"},
+        occurred_at=utc_now(),
+    )
+    try:
+        await bus.publish([problem])
+        async with await _connect(db_url) as worker:
+
+            async def handled() -> int:
+                return await follow_up_pass(worker, _follow_up(settings), consumer)
+
+            assert await _eventually(handled) == 1
+            await bus.publish([problem])  # redelivered: the processed-id record makes it a no-op
+            assert await follow_up_pass(worker, _follow_up(settings), consumer) == 0
+        [alert] = [m for m in read_messages(settings.sandbox_outbox_path) if m.template == "support_alert"]
+        assert "delivery problem: road_closed" in alert.body
+        assert "bridge shut" in alert.body
+    finally:
+        await consumer.close()
+        await bus.close()
+        async with await aio_pika.connect(url) as connection:  # the throwaway queues and exchanges
+            channel = await connection.channel()
+            for queue in (f"{exchange}.{CONSUMER}", unrouted_queue(exchange)):
+                await channel.queue_delete(queue)
+            for name in (exchange, unrouted_queue(exchange)):
+                await channel.exchange_delete(name)
