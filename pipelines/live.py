@@ -4,7 +4,8 @@
 as batches; this module folds the batches into the latest state per row and maps it to
 the simulator's tables (``pipelines/contracts.py``): merchants, couriers and customers
 seen by the platform; ``match.served`` / ``match.clicked`` events as search sessions and
-impressions; finished merchant orders as orders; finished deliveries as deliveries.
+impressions; finished merchant orders as orders (fraud labels from reviewers' decisions on
+payments and on held checkouts); finished deliveries as deliveries.
 The result goes to ``lake/live/<table>.parquet`` and staging reads it beside the
 simulated partitions. Columns the platform does not record stay null (the mapping and
 the gaps are documented in ``docs/marts.md``): nothing is invented.
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from math import exp
 from pathlib import Path
+from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -27,8 +31,20 @@ from pipelines.simulation.geometry import h3_cells, haversine_m
 from pipelines.simulation.lake import write_atomic
 
 ATTRIBUTION_WINDOW = timedelta(hours=2)
-"""An order counts as the outcome of a search when the customer clicked its merchant in a
-session served at most this long before the order (the latest such session wins)."""
+"""The fallback for an order whose checkout named no match: it counts as the outcome of a search
+when the customer clicked its merchant in a session served at most this long before the order
+(the latest such session wins)."""
+
+SIMULATED_PRICE_SIGMA = 0.3
+"""The simulator draws a merchant's price level from lognormal(0, 0.3), 1.0 = typical for its
+category (``pipelines/simulation/entities.py``; ``test_live_mapping`` checks the two agree)."""
+PRICE_LEVEL_OF_QUARTILE = {
+    quartile: round(exp(SIMULATED_PRICE_SIGMA * NormalDist().inv_cdf((quartile - 0.5) / 4)), 3)
+    for quartile in (1, 2, 3, 4)
+}
+"""Matching's price level (the 1-4 quartile of a merchant's median price in its city) on the
+simulator's scale: the simulated level at the middle of that quartile (0.708, 0.909, 1.1, 1.412),
+so live and simulated impressions share one ``price_level`` column."""
 
 ORDER_STATUS = {
     "delivered": "delivered",
@@ -72,11 +88,16 @@ SOURCES = {
                 "h3_r9": _S,
                 "h3_r7": _S,
                 "prep_time_min": _I,
+                "eco_packaging": pl.Boolean(),
                 "created_at": UTC_TS,
             },
         ),
         Source("couriers", "id", {"id": _S, "city_id": _S, "mode": _S, "created_at": UTC_TS}),
-        Source("orders", "id", {"id": _S, "promo_code": _S, "delivery_lat": _F, "delivery_lng": _F}),
+        Source(
+            "orders",
+            "id",
+            {"id": _S, "promo_code": _S, "delivery_lat": _F, "delivery_lng": _F, "match_id": _S},
+        ),
         Source(
             "merchant_orders",
             "id",
@@ -119,6 +140,11 @@ SOURCES = {
             },
         ),
         Source("payment_intents", "id", {"id": _S, "order_id": _S}),
+        Source(
+            "checkout_fraud_assessments",
+            "id",
+            {"id": _S, "customer_id": _S, "order_id": _S, "fingerprint": _S, "at": UTC_TS},
+        ),
         Source("delivery_history", "id", {"id": _S, "delivery_id": _S, "to_status": _S, "at": UTC_TS}),
         Source("order_status_history", "id", {"id": _S, "order_id": _S, "to_status": _S, "at": UTC_TS}),
         Source(
@@ -147,11 +173,26 @@ SERVED = pl.Struct(
         "match_id": pl.String(),
         "customer_id": pl.String(),
         "local_hour": pl.Int64(),
-        "impressions": pl.List(pl.Struct({"merchant_id": pl.String(), "position": pl.Int64()})),
+        "impressions": pl.List(
+            pl.Struct(
+                {
+                    "merchant_id": pl.String(),
+                    "position": pl.Int64(),
+                    "distance_m": pl.Int64(),
+                    "price_level": pl.Int64(),
+                    "rating": pl.Float64(),
+                    "eco_packaging": pl.Boolean(),
+                    "is_favourite": pl.Boolean(),
+                }
+            )
+        ),
     }
 )
+"""``match.served``; events served before the payload carried distance, price level, rating and
+the eco and favourite flags decode with those fields null."""
 CLICKED = pl.Struct({"match_id": pl.String(), "merchant_id": pl.String()})
 REVIEW_DECIDED = pl.Struct({"intent_id": pl.String(), "decision": pl.String()})
+CHECKOUT_REVIEWED = pl.Struct({"assessment_id": pl.String(), "fraud": pl.Boolean()})
 
 
 def live_path(lake: Path, table: str) -> Path:
@@ -203,7 +244,7 @@ def _elapsed_s(later: str, earlier: str) -> pl.Expr:
 
 
 def map_merchants(merchants: pl.DataFrame) -> pl.DataFrame:
-    """Listing facts only; hidden traits, price level and rating prior do not exist live."""
+    """Listing facts and eco packaging; hidden traits, price level and rating prior do not exist live."""
     return merchants.rename({"id": "merchant_id", "created_at": "opened_at"}).with_columns(
         prep_median_s=pl.col("prep_time_min") * 60.0
     )
@@ -280,18 +321,61 @@ def map_deliveries(
     )
 
 
-def fraud_labels(outbox: pl.DataFrame, intents: pl.DataFrame) -> pl.DataFrame:
+def payment_labels(outbox: pl.DataFrame, intents: pl.DataFrame) -> pl.DataFrame:
     """``is_fraud`` per paid order id from reviewers' ``payment.review_decided`` decisions: a
     rejected payment marks its order fraudulent, an approved one honest (the latest decision per
-    intent counts; any rejection wins). Orders nobody reviewed get no label."""
+    intent counts)."""
     return (
         outbox.filter(pl.col("event_type") == "payment.review_decided")
         .select(pl.col("payload").str.json_decode(REVIEW_DECIDED).struct.unnest())
         .unique("intent_id", keep="last", maintain_order=True)
         .join(intents.select(intent_id="id", paid_order_id="order_id"), on="intent_id", how="inner")
-        .group_by("paid_order_id")
-        .agg(is_fraud=(pl.col("decision") == "reject").any())
+        .select("paid_order_id", is_fraud=pl.col("decision") == "reject")
     )
+
+
+def checkout_labels(outbox: pl.DataFrame, assessments: pl.DataFrame) -> pl.DataFrame:
+    """``is_fraud`` per checkout (parent order id) from reviewers' verdicts on held checkouts.
+
+    A held checkout places nothing; the verdict (``checkout.reviewed``, the event written with
+    ``fraud_label``) is about the customer's cart, and the checkout that retries the same cart
+    (same customer and request fingerprint) after it carries the latest verdict given before it
+    was placed, as the checkout itself reads it. The verdict is taken from the event because a
+    review updates the assessment row without moving its extract cursor. A cart labelled fraud
+    usually stays held and so has no order to label.
+    """
+    reviewed = (
+        outbox.filter(pl.col("event_type") == "checkout.reviewed")
+        .with_columns(event=pl.col("payload").str.json_decode(CHECKOUT_REVIEWED))
+        .select(
+            id=pl.col("event").struct.field("assessment_id"),
+            is_fraud=pl.col("event").struct.field("fraud"),
+            reviewed_at="occurred_at",
+        )
+        .join(assessments.select("id", "customer_id", "fingerprint"), on="id", how="inner")
+        .drop("id")
+        .sort("reviewed_at")
+    )
+    placed = assessments.filter(pl.col("order_id").is_not_null(), pl.col("fingerprint").is_not_null())
+    return (
+        placed.sort("at")
+        .join_asof(
+            reviewed,
+            left_on="at",
+            right_on="reviewed_at",
+            by=["customer_id", "fingerprint"],
+            strategy="backward",
+            check_sortedness=False,  # both sides sorted by time above; Polars cannot check it with ``by``
+        )
+        .filter(pl.col("is_fraud").is_not_null())
+        .select(pl.col("order_id").alias("paid_order_id"), "is_fraud")
+    )
+
+
+def fraud_labels(*labels: pl.DataFrame) -> pl.DataFrame:
+    """One ``is_fraud`` per order id from every label source: any fraud verdict wins. Orders
+    nobody reviewed get no label."""
+    return pl.concat(labels).group_by("paid_order_id").agg(pl.col("is_fraud").any())
 
 
 def map_orders(
@@ -305,14 +389,19 @@ def map_orders(
 
     ``subtotal_minor`` is items plus tax, so ``total = subtotal + fee - discount`` holds as in
     the simulator; ``courier_id`` comes from the order's delivery; ``is_fraud`` from the labels
-    of the merchant order's payment or else its checkout's (a payment covers either).
+    of the merchant order or else of its checkout (a payment covers either; a checkout review
+    labels the checkout). ``match_id`` (the match the checkout named) is kept for attribution.
     """
     local = _local("created_at", timezones)
     return (
         merchant_orders.filter(pl.col("status").is_in(list(ORDER_STATUS)))
         .join(
             parents.select(
-                "promo_code", parent_id="id", dropoff_lat="delivery_lat", dropoff_lng="delivery_lng"
+                "promo_code",
+                "match_id",
+                parent_id="id",
+                dropoff_lat="delivery_lat",
+                dropoff_lng="delivery_lng",
             ),
             on="parent_id",
             how="left",
@@ -340,14 +429,26 @@ def map_orders(
     )
 
 
+class Search(NamedTuple):
+    """The search tables, and which session each attributed order came from."""
+
+    sessions: pl.DataFrame
+    impressions: pl.DataFrame
+    credits: pl.DataFrame
+    """``session_id``, ``merchant_id``, ``order_id``: at most one session per order."""
+
+
 def map_search(
     outbox: pl.DataFrame,
     merchants: pl.DataFrame,
     orders: pl.DataFrame,
     timezones: dict[str, str],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``match.served`` as sessions and their impressions; ``match.clicked`` marks clicks, and an
-    order of a clicked merchant within :data:`ATTRIBUTION_WINDOW` marks the session converted."""
+) -> Search:
+    """``match.served`` as sessions and their impressions; ``match.clicked`` marks clicks, and
+    the orders attributed to a session (:func:`attribute_orders`) mark it converted and their
+    merchants' impressions ordered, and clicked too: a checkout that names the match says the
+    customer chose that result even when the app logged no click (ordered implies clicked, as in
+    the simulator)."""
     served = (
         outbox.filter((pl.col("event_type") == "match.served") & pl.col("city_id").is_not_null())
         .with_columns(event=pl.col("payload").str.json_decode(SERVED))
@@ -373,41 +474,66 @@ def map_search(
         .filter(pl.col("impressions").is_not_null())
         .with_columns(pl.col("impressions").struct.unnest())
         .join(clicks, on=["session_id", "merchant_id"], how="left")
-        .with_columns(pl.col("clicked").fill_null(False))
-    )
-    conversions = (
-        impressions.filter("clicked")
-        .join(
-            orders.select("order_id", "customer_id", "merchant_id", ordered_at="created_at"),
-            on=["customer_id", "merchant_id"],
-            how="inner",
+        .with_columns(
+            pl.col("clicked").fill_null(False),
+            price_level=pl.col("price_level").replace_strict(
+                PRICE_LEVEL_OF_QUARTILE, default=None, return_dtype=pl.Float64
+            ),
         )
+    )
+    credits = attribute_orders(impressions, orders)
+    first_order = (
+        credits.sort("ordered_at", "order_id")
+        .unique("session_id", keep="first", maintain_order=True)
+        .select("session_id", "order_id")
+    )
+    local = _local("created_at", timezones)
+    sessions = served.join(first_order, on="session_id", how="left").with_columns(
+        day=local.dt.date(),
+        n_shown=pl.col("impressions").list.len(),
+        converted=pl.col("order_id").is_not_null(),
+    )
+    prep = merchants.select("merchant_id", prep_estimate_s=pl.col("prep_median_s").round())
+    ordered = credits.select("session_id", "merchant_id", ordered=pl.lit(True)).unique()
+    shown = (
+        impressions.join(ordered, on=["session_id", "merchant_id"], how="left")
+        .join(prep, on="merchant_id", how="left")
+        .with_columns(day=local.dt.date(), ordered=pl.col("ordered").fill_null(False))
+        .with_columns(clicked=pl.col("clicked") | pl.col("ordered"))  # ordered from it: it was chosen
+    )
+    return Search(sessions, shown, credits.select("session_id", "merchant_id", "order_id"))
+
+
+def attribute_orders(impressions: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """The session each order came from, with its merchant and time.
+
+    An order whose checkout named its match (``orders.match_id``) belongs to that match when its
+    merchant was shown there, clicked or not; every merchant order of the cart counts. An order
+    without one falls back to :data:`ATTRIBUTION_WINDOW`: the latest session served to the
+    customer at most that long before it where they clicked its merchant, and such a guessed
+    session converts once (its first order).
+    """
+    columns = ["session_id", "merchant_id", "order_id", "ordered_at"]
+    ordered = orders.select("order_id", "customer_id", "merchant_id", "match_id", ordered_at="created_at")
+    named = impressions.join(
+        ordered.filter(pl.col("match_id").is_not_null()),
+        left_on=["session_id", "customer_id", "merchant_id"],
+        right_on=["match_id", "customer_id", "merchant_id"],
+        how="inner",
+    ).select(columns)
+    guessed = (
+        impressions.filter("clicked")
+        .join(ordered.filter(pl.col("match_id").is_null()), on=["customer_id", "merchant_id"], how="inner")
         .filter(
             pl.col("ordered_at").is_between(pl.col("created_at"), pl.col("created_at") + ATTRIBUTION_WINDOW)
         )
         .sort("created_at")
         .unique("order_id", keep="last", maintain_order=True)  # the latest search before the order
         .sort("ordered_at")
-        .unique("session_id", keep="first", maintain_order=True)  # a session converts once
-        .select("session_id", "merchant_id", "order_id")
+        .unique("session_id", keep="first", maintain_order=True)  # a guessed session converts once
+        .select(columns)
     )
-    local = _local("created_at", timezones)
-    sessions = served.join(
-        conversions.select("session_id", "order_id"), on="session_id", how="left"
-    ).with_columns(
-        day=local.dt.date(),
-        n_shown=pl.col("impressions").list.len(),
-        converted=pl.col("order_id").is_not_null(),
-    )
-    prep = merchants.select("merchant_id", prep_estimate_s=pl.col("prep_median_s").round())
-    shown = (
-        impressions.join(
-            conversions.with_columns(ordered=pl.lit(True)), on=["session_id", "merchant_id"], how="left"
-        )
-        .join(prep, on="merchant_id", how="left")
-        .with_columns(day=local.dt.date(), ordered=pl.col("ordered").fill_null(False))
-    )
-    return sessions, shown
+    return pl.concat([named, guessed])
 
 
 def map_customers(users: pl.DataFrame, orders: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
@@ -462,13 +588,14 @@ def live_tables(lake: Path) -> dict[str, pl.DataFrame]:
         couriers,
         timezones,
     )
-    labels = fraud_labels(raw["outbox"], raw["payment_intents"])
+    labels = fraud_labels(
+        payment_labels(raw["outbox"], raw["payment_intents"]),
+        checkout_labels(raw["outbox"], raw["checkout_fraud_assessments"]),
+    )
     orders = map_orders(raw["merchant_orders"], raw["orders"], deliveries, labels, timezones)
     deliveries = deliveries.join(orders.select("order_id"), on="order_id", how="semi")  # order unfinished
-    sessions, impressions = map_search(raw["outbox"], merchants, orders, timezones)
-    orders = orders.join(
-        sessions.filter("converted").select("session_id", "order_id"), on="order_id", how="left"
-    )
+    sessions, impressions, credits = map_search(raw["outbox"], merchants, orders, timezones)
+    orders = orders.join(credits.select("session_id", "order_id"), on="order_id", how="left")
     customers = map_customers(raw["users"], orders, sessions)
     frames = {
         "merchants": merchants,

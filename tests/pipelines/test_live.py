@@ -1,8 +1,9 @@
 """Real traffic reaches staging, the marts and the training rows beside simulated history.
 
 A live platform is arranged in a real PostgreSQL (merchants, a courier, a delivered and a
-cancelled order with their histories, two served matches and a click), then the whole
-graph is materialised with Dagster: extract → live mapping → staging → marts.
+cancelled order with their histories, three served matches and a click, an order that names
+its match, a checkout cleared by a reviewer), then the whole graph is materialised with
+Dagster: extract → live mapping → staging → marts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -47,6 +49,7 @@ class Live:
     delivery: str
     converted_match: str
     browsing_match: str
+    named_match: str
 
 
 @dataclass
@@ -100,13 +103,16 @@ def _order(
     merchant: uuid.UUID,
     status: str,
     at: datetime,
+    match: uuid.UUID | None = None,
 ) -> uuid.UUID:
+    """A checkout of one merchant's basket (naming the match it came from, if any); its child id."""
     parent, child = uuid.uuid4(), uuid.uuid4()
     conn.execute(
         "INSERT INTO orders (id, customer_id, city_id, currency, delivery_lat, delivery_lng, items_minor, "
-        "delivery_fee_minor, tax_minor, discount_minor, total_minor, promo_code, created_at) "
-        "VALUES (%s, %s, 'kathmandu', 'NPR', 27.70, 85.32, 50000, 6000, 6500, 5000, 57500, 'WELCOME', %s)",
-        (parent, customer, at),
+        "delivery_fee_minor, tax_minor, discount_minor, total_minor, promo_code, match_id, created_at) "
+        "VALUES (%s, %s, 'kathmandu', 'NPR', 27.70, 85.32, 50000, 6000, 6500, 5000, 57500, 'WELCOME', "
+        "%s, %s)",
+        (parent, customer, match, at),
     )
     conn.execute(
         "INSERT INTO merchant_orders (id, parent_id, merchant_id, customer_id, city_id, currency, status, "
@@ -193,9 +199,43 @@ def arrange_live_platform(url: str) -> Live:
             },
             T0 + timedelta(hours=1),
         )
+        named = uuid.uuid4()  # what the customer saw, as match.served now records it; nothing clicked
+        seen = {
+            "distance_m": 850,
+            "price_level": 4,
+            "rating": 4.6,
+            "eco_packaging": True,
+            "is_favourite": False,
+        }
+        _event(
+            conn,
+            "match.served",
+            named,
+            {
+                "match_id": str(named),
+                "customer_id": str(customer),
+                "local_hour": 13,
+                "impressions": [
+                    {"merchant_id": str(merchants[0]), "position": 1, "score": 0.9, **seen},
+                    {
+                        "merchant_id": str(merchants[1]),
+                        "position": 2,
+                        "score": 0.4,
+                        **seen,
+                        "price_level": 1,
+                        "rating": None,
+                        "eco_packaging": False,
+                        "is_favourite": True,
+                    },
+                ],
+            },
+            T0 + timedelta(hours=1, minutes=30),
+        )
         delivered = _order(conn, customer, merchants[1], "delivered", T0 + timedelta(minutes=2))
         cancelled = _order(conn, customer, merchants[0], "cancelled", T0 + timedelta(hours=3))
-        in_flight = _order(conn, customer, merchants[0], "preparing", T0 + timedelta(hours=4))  # not staged
+        # names its match, 2.5 h after it was served (past the window); still preparing: not staged yet
+        in_flight = _order(conn, customer, merchants[0], "preparing", T0 + timedelta(hours=4), named)
+        _cleared_by_review(conn, customer, cancelled, T0 + timedelta(hours=3))
         ready = T0 + timedelta(minutes=22)
         conn.execute(
             "INSERT INTO order_status_history (id, order_id, city_id, to_status, actor_kind, at) "
@@ -239,6 +279,55 @@ def arrange_live_platform(url: str) -> Live:
         str(delivery),
         str(converted),
         str(browsing),
+        str(named),
+    )
+
+
+def _cleared_by_review(
+    conn: psycopg.Connection[tuple[object, ...]], customer: uuid.UUID, order: uuid.UUID, placed_at: datetime
+) -> None:
+    """The checkout of ``order`` retried a cart that was held for review and then cleared."""
+    assess = (
+        "INSERT INTO checkout_fraud_assessments (id, city_id, customer_id, order_id, scorer, score, "
+        "decision, outcome, reasons, inputs, fingerprint, fraud_label, reviewed_at, at) "
+        "SELECT %s, 'kathmandu', %s, {order}, 'rules', 0.8, 'review', %s, %s, '{{}}', 'cart-fingerprint', "
+        "%s, %s, %s"
+    )
+    held, reviewed_at = uuid.uuid4(), placed_at - timedelta(minutes=10)
+    conn.execute(
+        assess.format(order="NULL"),
+        (
+            held,
+            customer,
+            "held_for_review",
+            ["large_amount"],
+            False,
+            reviewed_at,
+            placed_at - timedelta(minutes=20),
+        ),
+    )
+    conn.execute(
+        "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, city_id, payload, "
+        "occurred_at) VALUES (%s, 'checkout.reviewed', 'checkout_fraud_assessment', %s, 'kathmandu', %s, %s)",
+        (
+            uuid.uuid4(),
+            held,
+            json.dumps({"assessment_id": str(held), "customer_id": str(customer), "fraud": False}),
+            reviewed_at,
+        ),
+    )
+    conn.execute(
+        assess.format(order="parent_id") + " FROM merchant_orders WHERE id = %s",
+        (
+            uuid.uuid4(),
+            customer,
+            "placed",
+            ["large_amount", "cleared_by_review"],
+            None,
+            None,
+            placed_at,
+            order,
+        ),
     )
 
 
@@ -270,18 +359,40 @@ def test_served_and_clicked_matches_become_sessions_and_impressions(built: Built
     live = built.live
     sessions = built.rows(
         "SELECT session_id, day::VARCHAR, hour, n_shown, converted, order_id, customer_id "
-        f"FROM search_sessions WHERE session_id IN ('{live.converted_match}', '{live.browsing_match}') "
-        "ORDER BY created_at"
+        f"FROM search_sessions WHERE customer_id = '{live.customer}' ORDER BY created_at"
     )
     assert sessions == [
-        (live.converted_match, "2026-11-30", 11, 2, True, live.delivered, live.customer),
+        (live.converted_match, "2026-11-30", 11, 2, True, live.delivered, live.customer),  # by the window
         (live.browsing_match, "2026-11-30", 12, 1, False, None, live.customer),
+        (live.named_match, "2026-11-30", 13, 2, False, None, live.customer),  # its order is in flight
     ]
     shown = built.rows(
-        "SELECT position, merchant_id, clicked, ordered, prep_estimate_s FROM search_impressions "
-        f"WHERE session_id = '{live.converted_match}' ORDER BY position"
+        "SELECT position, merchant_id, clicked, ordered, prep_estimate_s, price_level "
+        f"FROM search_impressions WHERE session_id = '{live.converted_match}' ORDER BY position"
     )
-    assert shown == [(1, live.merchants[0], False, False, 1200), (2, live.merchants[1], True, True, 1200)]
+    assert shown == [
+        (1, live.merchants[0], False, False, 1200, None),  # served before the payload had what was shown
+        (2, live.merchants[1], True, True, 1200, None),
+    ]
+
+
+def test_impressions_keep_what_the_customer_saw(built: Built) -> None:
+    shown = built.rows(
+        "SELECT merchant_id, distance_m, round(price_level::DOUBLE, 3), rating::DECIMAL(3, 1), "
+        "eco_packaging, is_favourite FROM search_impressions "
+        f"WHERE session_id = '{built.live.named_match}' ORDER BY position"
+    )
+    assert shown == [
+        (
+            built.live.merchants[0],
+            850,
+            1.412,
+            Decimal("4.6"),
+            True,
+            False,
+        ),  # the top quartile, simulator scale
+        (built.live.merchants[1], 850, 0.708, None, False, True),
+    ]
 
 
 def test_finished_orders_and_deliveries_are_mapped(built: Built) -> None:
@@ -300,9 +411,10 @@ def test_finished_orders_and_deliveries_are_mapped(built: Built) -> None:
             live.courier,
             live.converted_match,
             "WELCOME",
-            True,
+            True,  # the reviewer rejected its payment
         ),
-        (live.cancelled, "cancelled", "customer_cancelled", 56500, 57500, None, None, "WELCOME", None),
+        # its checkout retried a cart a reviewer had held and cleared
+        (live.cancelled, "cancelled", "customer_cancelled", 56500, 57500, None, None, "WELCOME", False),
     ]  # the third order is still being prepared: it waits for a later extract
     delivery = built.rows(
         "SELECT mode, prep_s, pickup_travel_s, travel_s, duration_s, declines, co2e_saved_kg, on_time "
@@ -346,9 +458,9 @@ def test_the_next_training_run_sees_live_rows(built: Built) -> None:
         green_rows(tables).filter(pl.col("order_id") == built.live.delivered).is_empty()
     )  # no promise, no label
     fraud = fraud_rows(tables).filter(pl.col("order_id").is_in(live_orders))
-    assert fraud.select("order_id", "label").rows() == [
-        (built.live.delivered, 1)
-    ]  # reviewed; the other was not
+    assert sorted(fraud.select("order_id", "label").rows()) == sorted(
+        [(built.live.delivered, 1), (built.live.cancelled, 0)]
+    )  # a payment review and a checkout review
 
 
 def test_offline_features_are_computed_over_live_rows(built: Built, tmp_path: Path) -> None:
@@ -382,3 +494,15 @@ def test_an_order_that_finishes_later_arrives_with_the_next_refresh(built: Built
             (built.live.in_flight, "delivered"),
         ]
     )
+    named = built.rows(  # the order names its match: joined to it exactly, though served 2.5 h before
+        f"SELECT converted, order_id FROM search_sessions WHERE session_id = '{built.live.named_match}'"
+    )
+    assert named == [(True, built.live.in_flight)]
+    assert built.rows(f"SELECT session_id FROM orders WHERE order_id = '{built.live.in_flight}'") == [
+        (built.live.named_match,)
+    ]
+    shown = built.rows(
+        "SELECT position, clicked, ordered FROM search_impressions "
+        f"WHERE session_id = '{built.live.named_match}' ORDER BY position"
+    )
+    assert shown == [(1, True, True), (2, False, False)]  # ordered from it, so it was chosen
