@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,7 @@ class ScoringRuntime:
     warmed: bool = False
     """The first poll has finished: what existed of models and features then is loaded and warm."""
     _warm_services: set[str] = field(default_factory=set, repr=False)
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
     _eta: dict[tuple[str, str, str], eta.EtaScorer] = field(default_factory=dict, repr=False)
 
@@ -111,12 +113,13 @@ class ScoringRuntime:
     def refresh(self) -> None:
         """One poll (blocking): reload moved aliases (each new version warmed before its swap), open
         the feature store if it appeared, sync caches, and warm up the served services before
-        requests read them. Until the store's first warm-up is done, requests get the fallbacks."""
+        requests read them. Until the store's first warm-up is done, requests get the fallbacks.
+        Polls run one at a time: a second caller waits, then finds the work done."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
-            if not self.warmed:
-                # a road graph (NEARX_ROUTING=graph) is parsed once per process, in seconds: here, not
-                # in the event loop of the first request that asks for an ETA
-                self.routing(WARM_UP_CITY, "UTC")
             self.registry.refresh()
             online = self.online or self._open_online()
             if online is not None:
@@ -126,6 +129,10 @@ class ScoringRuntime:
                     log.warning("feature registry unavailable: %s", exc)
                 self._warm_up(online)
                 self.online = online
+            if not self.warmed:
+                # a road graph (NEARX_ROUTING=graph) is parsed once per process, in seconds: here, not
+                # in the event loop of the first request that asks for an ETA
+                self.routing(WARM_UP_CITY, "UTC")
         finally:
             self.warmed = True
 
