@@ -9,12 +9,21 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
+from models import ranker
+from models.tracking import Gate, log_training, tracking_uri
+from nearx.settings import load_settings
 from serving import metrics
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec
 from tests.serving.conftest import RankerStore, TrainedCity
-from tests.serving.trained import RANKER_INPUTS, synthetic_sessions
+from tests.serving.trained import (
+    RANKER_INPUTS,
+    ranker_split,
+    synthetic_sessions,
+    wrapper_before_the_fast_path,
+)
 
 SPEC = ModelSpec("ranker-test", frozenset(RANKER_INPUTS))
 
@@ -143,3 +152,34 @@ def test_loading_writes_nothing_to_the_working_directory(trained_city: TrainedCi
     )
     assert done.returncode == 0
     assert list(tmp_path.iterdir()) == []  # no ./mlflow.db from MLflow's default tracking store
+
+
+def test_a_registered_ranker_pyfunc_scores_columns_like_its_old_wrapper(tmp_path: Path) -> None:
+    """``models.ranker.RankerModel`` logged as the pipelines log it: the served fast path (column
+    arrays, no pandas) gives the scores of the pandas → Polars → pandas wrapper it replaced."""
+    features = [*ranker.ROW_FEATURES, "customer_eco_share", "customer_price_level_mean", "merchant_category"]
+    trained = ranker.train_ranker(ranker_split(), features)
+    settings = load_settings({"NEARX_HOME": str(tmp_path / "home")})
+    log_training(
+        settings,
+        name="ranker-pyfunc",
+        model=trained.model,
+        holdout_input=trained.test.select(features).to_pandas(),
+        gate=Gate("ndcg_at_10", higher_is_better=True, score=lambda p: float(len(p))),
+        params={},
+        metrics={},
+        tags={},
+        figures={},
+    )
+    registry = ModelRegistry(
+        MlflowSource(tracking_uri(settings)), [ModelSpec("ranker-pyfunc", frozenset(features), ("score",))]
+    )
+    registry.refresh()
+    model = registry.get("ranker-pyfunc")
+    assert model is not None, registry.status["ranker-pyfunc"].last_error
+    assert set(model.inputs) == set(features)
+    model_input = trained.test.select(features).to_pandas()
+    columns = {name: model_input[name].to_numpy() for name in model.inputs}
+    expected = wrapper_before_the_fast_path(trained.model, model_input)
+    np.testing.assert_allclose(model.predict(columns)["score"], expected, rtol=1e-12)
+    np.testing.assert_allclose(model.pyfunc.predict(model_input)["score"], expected, rtol=1e-12)

@@ -13,7 +13,11 @@ import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 from mlflow.models import infer_signature
+
+from models.frames import FloatArray, TimeSplit, time_split
+from models.ranker import RankerModel
 
 RANKER_INPUTS = (
     "distance_m",
@@ -96,3 +100,32 @@ def register(
     if promote:
         client.set_registered_model_alias(name, "champion", version)
     return version
+
+
+def ranker_split(seed: int = 4, sessions: int = 200, per_session: int = 10) -> TimeSplit:
+    """Sessions for ``models.ranker.train_ranker``: its row features, the customer's taste, one
+    merchant feature and a category (encoded like the real categoricals), some values missing."""
+    frame, relevance = synthetic_sessions(seed, sessions, per_session)
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    frame["hour"] = np.repeat(rng.integers(8, 23, sessions), per_session).astype(float)
+    frame["rain"] = np.repeat(rng.random(sessions) < 0.2, per_session).astype(float)
+    frame["merchant_category"] = rng.choice(["restaurant", "grocery", "cafe"], n)
+    for column in ("customer_eco_share", "customer_price_level_mean", "eco_packaging", "rating"):
+        frame.loc[rng.random(n) < 0.15, column] = np.nan  # no history, unknown trait
+    frame.loc[rng.random(n) < 0.1, "merchant_category"] = None
+    rows = pl.from_pandas(frame).with_columns(
+        session_id=pl.Series(np.repeat(np.arange(sessions), per_session)),
+        event_timestamp=pl.Series(np.repeat(np.arange(sessions), per_session)).cast(pl.Datetime("us")),
+        relevance=pl.Series(relevance),
+    )
+    return time_split(rows, "event_timestamp")
+
+
+def wrapper_before_the_fast_path(model: RankerModel, model_input: pd.DataFrame) -> FloatArray:
+    """The reference: ``RankerModel.predict`` as it was (Polars personalisation, the sklearn ranker)."""
+    data = pl.from_pandas(model_input).with_columns(
+        eco_match=pl.col("eco_packaging") * pl.col("customer_eco_share").fill_null(0.0),
+        price_gap=pl.col("price_level") - pl.col("customer_price_level_mean").fill_null(1.0),
+    )
+    return np.asarray(model.ranker.predict(model.matrix.to_pandas(data.to_pandas())), dtype=np.float64)
