@@ -11,6 +11,13 @@ the Redis layer is on). A newer materialisation is therefore visible within ``fr
 :meth:`OnlineFeatures.sync` drops a view's entries as soon as it sees that view materialised
 again, which the runtime calls on its poll, usually well before the bound.
 
+Refresh ahead (:meth:`OnlineFeatures.refresh_hot`, run by the runtime every quarter of the
+bound): the entities requests read since the last round, once their rows are half the bound
+old, are re-read from Feast in large batches and stamped anew, off the request path. So a
+merchant that is asked for keeps being a cache hit, and requests go to Feast only for one
+they have not asked for lately. The bound above still holds: a row is served only while its
+stamp is younger than ``freshness_s``; the refresh only renews stamps by reading again.
+
 Layers: this process's dict (bounded, LRU-ish by insertion), then Redis when a URL is given
 (shared by every API pod: one pod's miss warms the others), then Feast. Missing entities are
 cached too (as nulls) so an unknown merchant can't make every request go to the store.
@@ -117,16 +124,22 @@ class OnlineFeatures:
         shared: SharedCache | None = None,
         max_entries: int = 500_000,
         clock: Callable[[], float] = time.time,
+        refresh_ahead: bool = False,
     ) -> None:
+        """``refresh_ahead``: remember which entities requests read, for :meth:`refresh_hot`
+        (the runtime turns it on with the task that calls it)."""
         self.store = store
         self.freshness_s = freshness_s
         self.shared = shared
         self.max_entries = max_entries
         self.clock = clock
+        self.refresh_ahead = refresh_ahead
         self._local: OrderedDict[str, tuple[float, Vector]] = OrderedDict()
         self._plans: dict[str, ServicePlan] = {}
         self._materialized: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._hot: dict[ViewPlan, set[str]] = {}
+        """Per view, the entity keys requests read since the last refresh round."""
 
     def plan(self, service_name: str) -> ServicePlan:
         """The batch views and features of a service, read once from the Feast registry."""
@@ -195,14 +208,51 @@ class OnlineFeatures:
         if missing and self.shared is not None:
             missing = self._from_shared(view, missing, now, found)
         if missing:
-            fetched = self._from_store(view, missing)
-            stamped = {f"{view.cached_as}:{k}": (now, vector) for k, vector in fetched.items()}
-            self._remember(stamped)
-            if self.shared is not None:
-                self._to_shared(view, stamped)
+            fetched = self._read_through(view, missing, now)
             found.update(fetched)
             metrics.FEATURE_LOOKUPS.labels(view.view, "store").inc(len(fetched))
+        if self.refresh_ahead:
+            with self._lock:
+                self._hot.setdefault(view, set()).update(found)
         return found
+
+    def _read_through(self, view: ViewPlan, keys: list[str], now: float) -> dict[str, Vector]:
+        """Read ``keys`` from Feast, stamp them ``now`` and keep them in the cache layers."""
+        fetched = self._from_store(view, keys)
+        stamped = {f"{view.cached_as}:{k}": (now, vector) for k, vector in fetched.items()}
+        self._remember(stamped)
+        if self.shared is not None:
+            self._to_shared(view, stamped)
+        return fetched
+
+    def refresh_hot(self, batch: int = 1_000) -> int:
+        """Re-read the rows requests asked for since the last round once they are half the bound
+        old, ``batch`` entities per Feast call; the number of rows re-read.
+
+        A row not yet due is kept for the next round; one not asked for again drops out after
+        its refresh, so the work follows what requests read, not the whole store.
+        """
+        with self._lock:
+            rounds, self._hot = self._hot, {}
+        refreshed = 0
+        for view, keys in rounds.items():
+            now = self.clock()
+            due: list[str] = []
+            waiting: set[str] = set()
+            for key in keys:
+                entry = self._local.get(f"{view.cached_as}:{key}")
+                if entry is None or now - entry[0] >= self.freshness_s / 2:
+                    due.append(key)
+                else:
+                    waiting.add(key)
+            with self._lock:
+                self._hot.setdefault(view, set()).update(waiting)
+            for start in range(0, len(due), batch):
+                chunk = due[start : start + batch]
+                self._read_through(view, chunk, self.clock())
+                refreshed += len(chunk)
+            metrics.FEATURE_LOOKUPS.labels(view.view, "refresh").inc(len(due))
+        return refreshed
 
     def _from_shared(
         self, view: ViewPlan, missing: list[str], now: float, found: dict[str, Vector]

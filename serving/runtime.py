@@ -12,9 +12,15 @@ request is not the one paying Feast's and LightGBM's first-call costs (100-300 m
 50 ms budget). :attr:`ScoringRuntime.warmed` turns true when the first poll has finished;
 ``/readyz`` reports it.
 
-Each async entry point runs its scorer in a worker thread under a latency budget; over the
-budget the request gets the heuristic (``degraded = "over_budget"``) and the late thread
-still completes, warming the feature cache for the next request.
+Each async entry point runs its scorer on the scoring lane (:mod:`serving.budget`: two
+threads, at most four calls in flight) under a latency budget. Over the budget the request
+gets the heuristic (``degraded = "over_budget"``) and a call already running still
+completes, warming the feature cache; with every slot taken a request gets the heuristic at
+once (``degraded = "shed"``) instead of queueing behind late work.
+
+Feature freshness: a second background task re-reads the online rows requests asked for
+before they age out (:meth:`OnlineFeatures.refresh_hot`, every quarter of the bound), so
+requests read the cache instead of Feast.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any, TypeVar
 from nearx.routing import HaversineRouting, RoutingProvider, routing_provider
 from nearx.settings import Settings
 from serving import eta, fraud, match, metrics
+from serving.budget import Saturated, ScoringLane
 from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec, RegistrySource
 
@@ -91,7 +98,10 @@ class ScoringRuntime:
     """The first poll has finished: what existed of models and features then is loaded and warm."""
     _warm_services: set[str] = field(default_factory=set, repr=False)
     _refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lane: ScoringLane = field(default_factory=ScoringLane)
+    """The bounded executor request-time scoring runs on (shed, never queue)."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _freshen_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _eta: dict[tuple[str, str, str], eta.EtaScorer] = field(default_factory=dict, repr=False)
 
     @property
@@ -141,7 +151,7 @@ class ScoringRuntime:
         if store is None:
             return None
         shared = RedisCache(self.redis_url) if self.redis_url else None
-        return OnlineFeatures(store, freshness_s=self.freshness_s, shared=shared)
+        return OnlineFeatures(store, freshness_s=self.freshness_s, shared=shared, refresh_ahead=True)
 
     def served_services(self) -> list[str]:
         """The FeatureServices requests read: each scorer's default and each champion's own."""
@@ -172,36 +182,56 @@ class ScoringRuntime:
                 log.exception("scoring runtime poll failed")
             await asyncio.sleep(self.poll_interval_s)
 
+    async def _keep_fresh(self) -> None:
+        """Refresh ahead the online rows requests read, every quarter of the freshness bound."""
+        while True:
+            await asyncio.sleep(self.freshness_s / 4)
+            online = self.online
+            if online is None:
+                continue
+            try:
+                await asyncio.to_thread(online.refresh_hot)
+            except FeaturesUnavailable as exc:  # requests read through to Feast meanwhile
+                log.warning("feature refresh failed: %s", exc)
+
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._poll(), name="scoring-runtime-poll")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._poll(), name="scoring-runtime-poll")
+        self._freshen_task = loop.create_task(self._keep_fresh(), name="scoring-runtime-freshen")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._freshen_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.lane.close()
 
-    async def within_budget(self, work: Callable[[], T], fallback: Callable[[], T], scorer: str) -> T:
-        """``work()`` in a worker thread if it finishes within the budget, else ``fallback()``."""
+    async def within_budget(self, work: Callable[[], T], fallback: Callable[[str], T], scorer: str) -> T:
+        """``work()`` on the scoring lane if it finishes within the budget, else ``fallback(reason)``:
+        ``over_budget`` when it ran out of time, ``shed`` when the lane had no free slot."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(work), self.budget_s)
+            return await self.lane.run(work, self.budget_s)
         except TimeoutError:
-            metrics.DEGRADED.labels(scorer, "over_budget").inc()
-            return fallback()
+            reason = "over_budget"
+        except Saturated:
+            reason = "shed"
+        metrics.DEGRADED.labels(scorer, reason).inc()
+        return fallback(reason)
 
     async def rank(self, candidates: match.Candidates, customer: match.Customer) -> match.Ranking:
         scorer = self.match_scorer
 
-        def fallback() -> match.Ranking:
+        def fallback(reason: str) -> match.Ranking:
             scores = match.heuristic_scores(candidates, customer, None)
-            return match._ranked(scores, None, None, "over_budget", {})
+            return match._ranked(scores, None, None, reason, {})
 
         return await self.within_budget(lambda: scorer.rank(candidates, customer), fallback, "match")
 
     async def score_fraud(self, request: fraud.FraudRequest) -> fraud.FraudScore | str:
         """The fraud model's verdict within the budget, or the degraded reason for the caller's rules."""
         scorer = self.fraud_scorer
-        return await self.within_budget(lambda: scorer.score(request), lambda: "over_budget", "fraud")
+        return await self.within_budget(lambda: scorer.score(request), lambda reason: reason, "fraud")
 
 
 def feast_opener(settings: Settings) -> Callable[[], Any | None]:

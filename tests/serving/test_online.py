@@ -89,6 +89,40 @@ def test_a_second_request_is_served_from_the_cache_until_the_freshness_bound(
         )
 
 
+def test_refresh_ahead_keeps_what_requests_read_fresh_without_their_reading_feast(
+    feature_store: FeatureStore,
+) -> None:
+    now = [5_000.0]
+    online = OnlineFeatures(feature_store, freshness_s=60, clock=lambda: now[0], refresh_ahead=True)
+    keys = {"merchant_id": ["m1", "m2", "m3"], "customer_id": ["c1"] * 3}
+    online.get("ranker_v1", keys)
+    now[0] += 10.0
+    assert online.refresh_hot() == 0  # younger than half the bound: kept for the next round
+    changed = merchant_feature_rows(["m1", "m2", "m3"], seed=98)
+    feature_store.write_to_online_store("merchant_stats", changed)
+    try:
+        now[0] += 25.0  # 35 s old: due
+        assert online.refresh_hot() == 4  # three merchants and the customer, re-read and stamped anew
+        from_store = _lookups("merchant_stats", "store")
+        now[0] += 50.0  # 85 s after the requests' read, 50 s after the refresh: within the bound
+        served = online.get("ranker_v1", keys)
+        assert _lookups("merchant_stats", "store") == from_store  # no request read Feast
+        np.testing.assert_allclose(served["merchant_rating_28d"], changed["merchant_rating_28d"])
+        now[0] += 40.0
+        assert online.refresh_hot() == 4  # asked for again, so refreshed again
+        assert online.refresh_hot() == 0  # and nothing asked since: the work follows the requests
+    finally:
+        feature_store.write_to_online_store(
+            "merchant_stats", merchant_feature_rows([f"m{i}" for i in range(300)])
+        )
+
+
+def test_without_refresh_ahead_nothing_is_remembered_or_refreshed(feature_store: FeatureStore) -> None:
+    online = OnlineFeatures(feature_store, freshness_s=0.0)
+    online.get("ranker_v1", _keys(5))
+    assert online.refresh_hot() == 0
+
+
 def test_a_missing_join_key_is_a_caller_error(feature_store: FeatureStore) -> None:
     with pytest.raises(KeyError, match="customer_id"):
         OnlineFeatures(feature_store).get("ranker_v1", {"merchant_id": ["m1"]})

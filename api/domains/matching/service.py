@@ -239,9 +239,9 @@ async def _promise(runtime: ScoringRuntime, city: CityIndex, trips: Trips) -> tu
         promise = scorer.promise(trips)
         return promise, scorer.green(trips, promise)
 
-    def fallback() -> tuple[Promise, GreenOption]:
-        promise = scorer.heuristic(trips, "over_budget")
-        return promise, scorer.green_heuristic(trips, promise, "over_budget")
+    def fallback(reason: str) -> tuple[Promise, GreenOption]:
+        promise = scorer.heuristic(trips, reason)
+        return promise, scorer.green_heuristic(trips, promise, reason)
 
     return await runtime.within_budget(work, fallback, "eta")
 

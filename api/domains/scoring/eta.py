@@ -48,7 +48,7 @@ class ServingPromiser:
             weekday=local.isoweekday(),
         )
         promise = await self.runtime.within_budget(
-            lambda: scorer.promise(trips), lambda: scorer.heuristic(trips, "over_budget"), "eta"
+            lambda: scorer.promise(trips), lambda reason: scorer.heuristic(trips, reason), "eta"
         )
         return promised(promise)
 
@@ -59,8 +59,8 @@ class ServingPromiser:
         destinations = np.array([leg.dropoff for leg in legs], dtype=np.float64)
         modes = [Mode(leg.mode) for leg in legs]
 
-        def routing() -> tuple[np.ndarray[Any, np.dtype[np.float64]], str]:
-            return RoutingEta(scorer.routing).travel(origins, destinations, modes, at)[1], "over_budget"
+        def routing(reason: str) -> tuple[np.ndarray[Any, np.dtype[np.float64]], str]:
+            return RoutingEta(scorer.routing).travel(origins, destinations, modes, at)[1], reason
 
         def work() -> tuple[np.ndarray[Any, np.dtype[np.float64]], str | None]:
             return model_eta.travel(origins, destinations, modes, at)[1], model_eta.degraded
