@@ -106,6 +106,9 @@ class Settings:
     """Polling interval of the outbox relay (it also wakes on NOTIFY)."""
     dispatch_interval_s: float = 5.0
     """Seconds between the dispatch rounds ``nearx serve`` runs for every city with open work; 0 disables."""
+    scoring_budget_ms: float = 50.0
+    """Latency budget of one scoring call (match, ETA, fraud); past it the request is answered by the
+    documented heuristic and marked ``over_budget``."""
     support_email: str = "support@nearx.local"
     """Where SOS and delivery-problem alerts go (through the notifications sender)."""
     routing: Literal["haversine", "graph"] = "haversine"

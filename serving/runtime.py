@@ -252,10 +252,11 @@ def build_runtime(
     *,
     source: RegistrySource | None = None,
     open_store: Callable[[], Any | None] | None = None,
-    budget_s: float = DEFAULT_BUDGET_S,
+    budget_s: float | None = None,
     poll_interval_s: float = DEFAULT_POLL_S,
     freshness_s: float = DEFAULT_FRESHNESS_S,
 ) -> ScoringRuntime:
+    """The runtime of ``settings`` (its budget is ``NEARX_SCORING_BUDGET_MS`` unless given)."""
     registry = ModelRegistry(source or MlflowSource(tracking_uri(settings)), default_specs())
     return ScoringRuntime(
         registry=registry,
@@ -263,7 +264,7 @@ def build_runtime(
         freshness_s=freshness_s,
         redis_url=settings.redis_url,
         routing=functools.partial(routing_provider, settings),
-        budget_s=budget_s,
+        budget_s=settings.scoring_budget_ms / 1000 if budget_s is None else budget_s,
         poll_interval_s=poll_interval_s,
     )
 

@@ -75,7 +75,14 @@ def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Sandbox settings whose local state lives in this test's temporary directory."""
-    return load_settings({"NEARX_HOME": str(tmp_path / "nearx"), "NEARX_DB_POOL_MAX_SIZE": "20"})
+    return load_settings(
+        {
+            "NEARX_HOME": str(tmp_path / "nearx"),
+            "NEARX_DB_POOL_MAX_SIZE": "20",
+            # what a test scores must not depend on this machine's speed; budget tests set their own
+            "NEARX_SCORING_BUDGET_MS": "10000",
+        }
+    )
 
 
 @pytest.fixture

@@ -42,7 +42,10 @@ class ServingHome:
 
 
 def serving_settings(root: Path) -> Settings:
-    return load_settings({"NEARX_HOME": str(root), "NEARX_DB_POOL_MAX_SIZE": "20"})
+    # a generous budget: what a test ranks must not depend on this machine's speed (budget tests set 0)
+    return load_settings(
+        {"NEARX_HOME": str(root), "NEARX_DB_POOL_MAX_SIZE": "20", "NEARX_SCORING_BUDGET_MS": "10000"}
+    )
 
 
 @pytest.fixture(scope="module")
