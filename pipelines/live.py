@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from math import exp
 from pathlib import Path
-from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
+from nearx.price_levels import PRICE_LEVEL_OF_QUARTILE
 from pipelines.contracts import CONTRACTS, UTC_TS
 from pipelines.extract import extract_dir
 from pipelines.simulation.geometry import h3_cells, haversine_m
@@ -34,17 +33,6 @@ ATTRIBUTION_WINDOW = timedelta(hours=2)
 """The fallback for an order whose checkout named no match: it counts as the outcome of a search
 when the customer clicked its merchant in a session served at most this long before the order
 (the latest such session wins)."""
-
-SIMULATED_PRICE_SIGMA = 0.3
-"""The simulator draws a merchant's price level from lognormal(0, 0.3), 1.0 = typical for its
-category (``pipelines/simulation/entities.py``; ``test_live_mapping`` checks the two agree)."""
-PRICE_LEVEL_OF_QUARTILE = {
-    quartile: round(exp(SIMULATED_PRICE_SIGMA * NormalDist().inv_cdf((quartile - 0.5) / 4)), 3)
-    for quartile in (1, 2, 3, 4)
-}
-"""Matching's price level (the 1-4 quartile of a merchant's median price in its city) on the
-simulator's scale: the simulated level at the middle of that quartile (0.708, 0.909, 1.1, 1.412),
-so live and simulated impressions share one ``price_level`` column."""
 
 ORDER_STATUS = {
     "delivered": "delivered",

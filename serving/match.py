@@ -7,7 +7,9 @@ features of the model's FeatureService and scores all of them in one call.
 Personalisation: favourites become ``is_favourite``; the customer's taste comes from the
 online features (``customer_eco_share``, ``customer_price_level_mean``). A customer without
 history gets a prior from the profile instead (eco_first → eco share 1.0; price
-sensitivity high/low → usual price level 1.5/3.5), so stated preferences count from day one.
+sensitivity high/low → the usual level of quartile 1.5/3.5), so stated preferences count from
+day one. The index's 1-4 price quartile reaches the model on the simulator's scale the model
+learnt on (``nearx.price_levels``); the heuristic keeps the quartile.
 
 Degraded answers (``Ranking.degraded`` holds the reason) come from :func:`heuristic_scores`:
 no champion model, online store unavailable, or the scorer raising. The API also uses the
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from nearx.price_levels import model_price_level, model_price_levels
 from serving import metrics
 from serving.online import Columns, FeaturesUnavailable, OnlineFeatures
 from serving.registry import LoadedModel, ModelRegistry, ModelSpec
@@ -48,7 +51,8 @@ CANDIDATE_COLUMNS = (
 """Request-time columns the scorer supplies besides the online features (``position`` is the
 constant 1: a position-debiased model is asked how it would do in the first slot)."""
 PRICE_SENSITIVITY = {"low": 0.0, "medium": 1.0, "high": 2.0}
-_PRICE_PRIOR = {"low": 3.5, "high": 1.5}
+_PRICE_PRIOR = {"low": model_price_level(3.5), "high": model_price_level(1.5)}
+"""A customer's usual price level without history, on the models' scale (``nearx.price_levels``)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,9 @@ def _request_columns(
     price_prior = _PRICE_PRIOR.get(customer.price_sensitivity, np.nan)
     return {
         "distance_m": candidates.distance_m,
-        "price_level": candidates.price_level,
+        "price_level": model_price_levels(
+            candidates.price_level
+        ),  # the index's quartile on the models' scale
         "rating": rating,
         "prep_estimate_s": candidates.prep_estimate_s,
         "eco_packaging": candidates.eco_packaging

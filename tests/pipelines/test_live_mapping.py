@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
+from nearx.price_levels import PRICE_LEVEL_OF_QUARTILE
 from pipelines.contracts import UTC_TS
 from pipelines.extract import extract_dir
 from pipelines.live import (
-    PRICE_LEVEL_OF_QUARTILE,
     SOURCES,
     checkout_labels,
     fraud_labels,

@@ -125,3 +125,14 @@ def test_the_runtime_reads_the_registry_the_models_write(tmp_path: Path) -> None
     assert tracking_uri(settings) == models_uri(settings)
     assert str(feast_registry_path(settings)) == repo_config(settings).registry.path
     assert feast_registry_path(settings).parent == feast_dir(settings)
+
+
+def test_the_ranker_sees_price_quartiles_on_the_scale_it_learnt_on() -> None:
+    from nearx.price_levels import PRICE_LEVEL_OF_QUARTILE, model_price_level
+    from serving.match import _request_columns
+
+    candidates = _candidates()
+    columns = _request_columns(candidates, Customer("c1", price_sensitivity="low"), {})
+    expected = [PRICE_LEVEL_OF_QUARTILE[int(q)] for q in candidates.price_level]
+    np.testing.assert_array_equal(columns["price_level"], expected)
+    assert set(columns["customer_price_level_mean"]) == {model_price_level(3.5)}  # the prior, no history
