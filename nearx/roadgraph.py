@@ -49,6 +49,7 @@ from nearx.routing import (
     FloatArray,
     Leg,
     Mode,
+    RoutingError,
     RoutingProfile,
     default_profile,
     elementwise_haversine_m,
@@ -60,10 +61,6 @@ ObjectArray = npt.NDArray[np.object_]
 
 _SWEEP_CELLS = 4_000_000
 """Dijkstra rows x graph nodes held in memory at once (each cell costs ~24 bytes)."""
-
-
-class RoutingError(ValueError):
-    """A routing question the road graph cannot answer; the message says why."""
 
 
 class OutsideGraphError(RoutingError):

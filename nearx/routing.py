@@ -125,6 +125,10 @@ class RoutingProvider(Protocol):
         ...
 
 
+class RoutingError(ValueError):
+    """A routing question a provider cannot answer (a point off its road graph, no path); says why."""
+
+
 class HaversineRouting:
     """Great-circle distance x city circuity, at mode- and hour-dependent speeds."""
 
@@ -156,13 +160,61 @@ class HaversineRouting:
         return distance, distance / self.profile.speed_mps(mode, self.local_hour(depart_at))
 
 
+class FallbackRouting:
+    """``primary``, except where it raises :class:`RoutingError`: there ``fallback`` answers.
+
+    A customer at a point the road graph does not cover (outside the extract, or a route the graph
+    lacks) still gets an ETA and a dispatch cost, so a request never fails on routing. Pairs the
+    graph answers with ``inf`` (separate islands) get the fallback's answer from :meth:`pairs`,
+    whose callers (ETA, dispatch costs) price one concrete trip each; :meth:`matrix` keeps them
+    ``inf`` as the protocol says, for callers that want to see the islands.
+    """
+
+    def __init__(self, primary: RoutingProvider, fallback: RoutingProvider) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    def leg(
+        self, origin: tuple[float, float], destination: tuple[float, float], mode: Mode, depart_at: datetime
+    ) -> Leg:
+        try:
+            return self.primary.leg(origin, destination, mode, depart_at)
+        except RoutingError:
+            return self.fallback.leg(origin, destination, mode, depart_at)
+
+    def matrix(
+        self, origins: FloatArray, destinations: FloatArray, mode: Mode, depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]:
+        try:
+            return self.primary.matrix(origins, destinations, mode, depart_at)
+        except RoutingError:
+            return self.fallback.matrix(origins, destinations, mode, depart_at)
+
+    def pairs(
+        self, origins: FloatArray, destinations: FloatArray, mode: Mode, depart_at: datetime
+    ) -> tuple[FloatArray, FloatArray]:
+        try:
+            distance, duration = self.primary.pairs(origins, destinations, mode, depart_at)
+        except RoutingError:
+            return self.fallback.pairs(origins, destinations, mode, depart_at)
+        missing = ~(np.isfinite(distance) & np.isfinite(duration))
+        if missing.any():
+            distance, duration = distance.copy(), duration.copy()
+            distance[missing], duration[missing] = self.fallback.pairs(
+                np.asarray(origins)[missing], np.asarray(destinations)[missing], mode, depart_at
+            )
+        return distance, duration
+
+
 def routing_provider(settings: Settings, city_id: str, timezone: str) -> RoutingProvider:
-    """The provider ``NEARX_ROUTING`` selects: haversine (the default) or the OSM road graph."""
+    """The provider ``NEARX_ROUTING`` selects: haversine (the default), or the OSM road graph with
+    haversine answering what the graph cannot (:class:`FallbackRouting`)."""
+    haversine = HaversineRouting(city_id, timezone)
     if settings.routing == "graph" and settings.routing_pbf is not None:
         from nearx.roadgraph import RoadGraphRouting, load_road_graph  # parses the extract once
 
-        return RoadGraphRouting(load_road_graph(settings.routing_pbf), timezone)
-    return HaversineRouting(city_id, timezone)
+        return FallbackRouting(RoadGraphRouting(load_road_graph(settings.routing_pbf), timezone), haversine)
+    return haversine
 
 
 def elementwise_haversine_m(origins: FloatArray, destinations: FloatArray) -> FloatArray:

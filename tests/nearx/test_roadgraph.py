@@ -20,7 +20,6 @@ from nearx.roadgraph import (
     OutsideGraphError,
     RoadGraph,
     RoadGraphRouting,
-    RoutingError,
     default_rules,
     maxspeed_kmh,
     mode_speeds_kmh,
@@ -28,8 +27,10 @@ from nearx.roadgraph import (
     rules_from_mapping,
 )
 from nearx.routing import (
+    FallbackRouting,
     HaversineRouting,
     Mode,
+    RoutingError,
     elementwise_haversine_m,
     pairwise_haversine_m,
     routing_provider,
@@ -379,6 +380,50 @@ def test_the_setting_selects_the_provider(tmp_path: Path) -> None:
         tmp_path / "one.osm.pbf", grid(2, 2), [(100, [1, 2, 12, 11, 1], {"highway": "residential"})]
     )
     settings = load_settings(home | {"NEARX_ROUTING": "graph", "NEARX_ROUTING_PBF": str(pbf)})
-    graph = routing_provider(settings, "helsinki", "Europe/Helsinki")
-    assert isinstance(graph, RoadGraphRouting)
-    assert graph.graph.lat.size == 4
+    chosen = routing_provider(settings, "helsinki", "Europe/Helsinki")
+    assert isinstance(chosen, FallbackRouting)
+    assert isinstance(chosen.primary, RoadGraphRouting)
+    assert chosen.primary.graph.lat.size == 4
+
+
+def test_what_the_graph_cannot_answer_the_fallback_does(
+    helsinki: RoadGraphRouting, helsinki_points: np.ndarray
+) -> None:
+    """A point far off the extract gets haversine's answer instead of an error (never a failed
+    request); pairs the graph can route keep the graph's answer."""
+    routing = FallbackRouting(helsinki, HaversineRouting("helsinki", "Europe/Helsinki"))
+    on_graph = (float(helsinki_points[0, 0]), float(helsinki_points[0, 1]))
+    far_away = (on_graph[0] + 1.0, on_graph[1] + 1.0)  # ~120 km away, outside the extract
+    with pytest.raises(OutsideGraphError):
+        helsinki.leg(on_graph, far_away, Mode.CAR, NIGHT)
+    assert routing.leg(on_graph, far_away, Mode.CAR, NIGHT) == routing.fallback.leg(
+        on_graph, far_away, Mode.CAR, NIGHT
+    )
+    origins = helsinki_points[:3]
+    destinations = helsinki_points[3:6]
+    graph_m, graph_s = helsinki.pairs(origins, destinations, Mode.FOOT, NIGHT)
+    assert np.isfinite(graph_m).all()
+    distance, duration = routing.pairs(origins, destinations, Mode.FOOT, NIGHT)
+    np.testing.assert_array_equal(distance, graph_m)
+    np.testing.assert_array_equal(duration, graph_s)
+    outside = np.array([far_away] * 3)
+    distance, duration = routing.pairs(origins, outside, Mode.FOOT, NIGHT)
+    np.testing.assert_array_equal(distance, routing.fallback.pairs(origins, outside, Mode.FOOT, NIGHT)[0])
+    assert np.isfinite(duration).all()
+
+
+def test_unreachable_pairs_get_the_fallback_answer_but_stay_inf_in_matrices(tmp_path: Path) -> None:
+    nodes = {1: (60.0, 24.0), 2: (60.0, 24.002), 3: (60.01, 24.0), 4: (60.01, 24.002)}
+    ways: list[Way] = [(100, [1, 2], {"highway": "residential"}), (101, [3, 4], {"highway": "residential"})]
+    routing = FallbackRouting(
+        provider(write_pbf(tmp_path / "islands.osm.pbf", nodes, ways)), HaversineRouting("x", "UTC")
+    )
+    origins, destinations = np.array([nodes[1], nodes[1]]), np.array([nodes[2], nodes[3]])
+    distance, _ = routing.pairs(origins, destinations, Mode.CAR, NIGHT)
+    assert distance[0] == routing.primary.pairs(origins[:1], destinations[:1], Mode.CAR, NIGHT)[0][0]
+    assert distance[1] == routing.fallback.pairs(origins[1:], destinations[1:], Mode.CAR, NIGHT)[0][0]
+    assert routing.leg(nodes[1], nodes[3], Mode.CAR, NIGHT) == routing.fallback.leg(
+        nodes[1], nodes[3], Mode.CAR, NIGHT
+    )
+    matrix_m, _ = routing.matrix(origins, destinations, Mode.CAR, NIGHT)
+    assert np.isinf(matrix_m[0, 1])  # dispatch reads it as "no candidate"
