@@ -25,6 +25,7 @@ cached too (as nulls) so an unknown merchant can't make every request go to the 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -56,7 +57,7 @@ class ViewPlan:
     join_key: str
     features: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def cached_as(self) -> str:
         """The cache namespace: the view *and* the features asked of it, since two services may
         project different features of one view (``ranker_v1`` reads five of ``merchant_stats``,
@@ -198,8 +199,9 @@ class OnlineFeatures:
         now = self.clock()
         found: dict[str, Vector] = {}
         missing: list[str] = []
+        namespace = view.cached_as
         for value in dict.fromkeys(values):
-            entry = self._local.get(f"{view.cached_as}:{value}")
+            entry = self._local.get(f"{namespace}:{value}")
             if entry is not None and now - entry[0] < self.freshness_s:
                 found[value] = entry[1]
             else:
