@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 import yaml  # type: ignore[import-untyped]
-from feast import FeatureService, FeatureStore, RepoConfig
+from feast import FeatureService, FeatureStore, FileSource, RepoConfig
 from psycopg.conninfo import conninfo_to_dict
 
 from features import entities, services, views
@@ -144,37 +144,83 @@ def historical(store: FeatureStore, service_name: str, entity_rows: pl.DataFrame
     """Point-in-time-correct training rows: ``entity_rows`` (join keys, ``event_timestamp``, request
     fields) with, per feature view of the service, the newest snapshot at or before each row's time.
 
-    Feast's file store de-duplicates rows on (join keys, timestamp) per view and drops a row
-    whose key has only later snapshots, so each view is asked for its own unique keys and
-    joined back here: every input row comes out once, in order, with nulls where no snapshot
-    existed yet (which is what "point in time" means for a new merchant).
+    Each view is asked for its own unique keys and joined back here: every input row comes
+    out once, in order, with nulls where no snapshot existed yet (which is what "point in
+    time" means for a new merchant).
     """
     feature_service = store.get_feature_service(service_name)
+    on_demand = {odfv.name for odfv in store.list_on_demand_feature_views()}
     result = entity_rows
     for projection in feature_service.feature_view_projections:
         names = [feature.name for feature in projection.features]
-        if projection.name in {odfv.name for odfv in store.list_on_demand_feature_views()}:
-            # Request-time features: Feast's own transformation on the request columns, row by row
-            # equivalent (the file store cannot retrieve an on-demand view without a batch view).
-            odfv = store.get_on_demand_feature_view(projection.name)
-            keys = [field.name for source in odfv.source_request_sources.values() for field in source.schema]
-            unique = entity_rows.select(keys).unique()
-            transformation = odfv.feature_transformation
-            if transformation is None:
-                raise RuntimeError(f"on-demand view {odfv.name} has no transformation")
-            computed = transformation.transform(unique.to_pandas())
-            features = unique.hstack(pl.from_pandas(computed).select(names))
+        if projection.name in on_demand:
+            features = on_demand_features(store, projection.name, names, entity_rows)
         else:
-            keys = [*store.get_feature_view(projection.name).join_keys, EVENT_TIMESTAMP]
-            unique = entity_rows.select(keys).unique()
-            refs = [f"{projection.name}:{name}" for name in names]
-            job = store.get_historical_features(entity_df=unique.to_pandas(), features=refs)
-            features = pl.from_pandas(job.to_df()).select(*keys, *names)
-            features = features.with_columns(
-                pl.col(EVENT_TIMESTAMP).cast(entity_rows.schema[EVENT_TIMESTAMP])
-            )
-        result = result.join(features, on=keys, how="left", nulls_equal=True)
+            features = point_in_time_features(store, projection.name, names, entity_rows)
+        keys = [c for c in features.columns if c not in names]
+        result = result.join(features, on=keys, how="left", nulls_equal=True, maintain_order="left")
     return result
+
+
+def on_demand_features(
+    store: FeatureStore, view_name: str, names: list[str], entity_rows: pl.DataFrame
+) -> pl.DataFrame:
+    """Request-time features per unique request: Feast's own transformation of the view, row by row
+    equivalent (the file store cannot retrieve an on-demand view without a batch view)."""
+    odfv = store.get_on_demand_feature_view(view_name)
+    keys = [field.name for source in odfv.source_request_sources.values() for field in source.schema]
+    unique = entity_rows.select(keys).unique()
+    transformation = odfv.feature_transformation
+    if transformation is None:
+        raise RuntimeError(f"on-demand view {odfv.name} has no transformation")
+    computed = transformation.transform(unique.to_pandas())
+    return unique.hstack(pl.from_pandas(computed).select(names))
+
+
+_SNAPSHOT_AT = "__snapshot_at"
+
+
+def point_in_time_features(
+    store: FeatureStore, view_name: str, names: list[str], entity_rows: pl.DataFrame
+) -> pl.DataFrame:
+    """Per unique (join keys, ``event_timestamp``) of ``entity_rows``, the view's newest snapshot
+    stamped at or before that time and no older than the view's TTL: what Feast's file offline
+    store returns (its TTL filter, then the newest row per entity row), as one Polars as-of join.
+
+    Feast's file store gets there by merging every entity row with every snapshot of its key
+    in pandas before filtering, so memory grows as rows x snapshots per key (a customer has a
+    snapshot a day): 2.3 GB for 97k fraud rows, past 13 GB at 500k orders. The as-of join
+    reads the view's table once and keeps one row per entity row. NaN reads as null, as it
+    does through Feast's pandas frames.
+    """
+    view = store.get_feature_view(view_name)
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        raise TypeError(f"feature view {view_name} is not backed by a file source")
+    join_keys = list(view.join_keys)
+    timestamp_type = entity_rows.schema[EVENT_TIMESTAMP]
+    table = pl.scan_parquet(FileSource.get_uri_for_file_path(store.config.repo_path, source.path))
+    schema = table.collect_schema()
+    snapshots = (
+        table.select(
+            *join_keys,
+            pl.col(source.timestamp_field).cast(timestamp_type).alias(_SNAPSHOT_AT),
+            *(pl.col(name).fill_nan(None) if schema[name].is_float() else pl.col(name) for name in names),
+        )
+        .sort(_SNAPSHOT_AT)
+        .collect()
+    )
+    ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
+    unique = entity_rows.select(*join_keys, EVENT_TIMESTAMP).unique().sort(EVENT_TIMESTAMP)
+    return unique.join_asof(
+        snapshots,
+        left_on=EVENT_TIMESTAMP,
+        right_on=_SNAPSHOT_AT,
+        by=join_keys,
+        strategy="backward",
+        tolerance=ttl,
+        check_sortedness=False,  # both sides sorted above; Polars cannot check it per group
+    ).drop(_SNAPSHOT_AT)
 
 
 def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
