@@ -6,7 +6,8 @@ Full size is 1M orders (two cities, 30 days); ``--quick`` is 50k orders over 14 
 1M does not fit the time or memory at hand. The ranker trains on a sample of sessions at full
 size (every session has ten impressions, so 1M orders means ~14M rows): :data:`RANKER_SESSIONS`
 sessions, chosen by a hash.
-Times include Feast point-in-time retrieval and MLflow logging, as the assets pay them.
+Times include the point-in-time retrieval through each model's FeatureService and MLflow logging,
+as the assets pay them.
 """
 
 from __future__ import annotations

@@ -58,11 +58,15 @@ class FeatureMatrix:
         return cls(numeric, categorical)
 
     def to_pandas(self, frame: pl.DataFrame | pd.DataFrame) -> pd.DataFrame:
-        """The LightGBM input: floats, and pandas categoricals with the training categories."""
-        data = frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
-        missing = [c for c in self.columns if c not in data.columns]
+        """The LightGBM input: floats, and pandas categoricals with the training categories.
+
+        A Polars frame converts only the model's columns (a training frame also carries ids,
+        labels and timestamps, and pandas holds each string as a Python object).
+        """
+        missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise KeyError(f"missing feature columns: {missing}")
+        data = frame if isinstance(frame, pd.DataFrame) else frame.select(self.columns).to_pandas()
         out = pd.DataFrame(index=data.index)
         for name in self.numeric:
             out[name] = pd.to_numeric(data[name], errors="coerce").astype(np.float64)
