@@ -113,6 +113,15 @@ class LoadedModel:
             return pd.DataFrame({"score": values[:, 0]})
         return pd.DataFrame(values, columns=[f"score_{i}" for i in range(values.shape[1])])
 
+    def predict_columns(self, columns: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The named outputs as arrays; a :class:`ColumnarModel` builds no frame on the way in or out
+        (for 20 rows the frames cost more than the trees), any other model goes through :meth:`predict`."""
+        python_model = getattr(getattr(self.pyfunc, "_model_impl", None), "python_model", None)
+        if isinstance(python_model, ColumnarModel):
+            return python_model.predict_columns({name: columns[name] for name in self.inputs})
+        frame = self.predict(columns)
+        return {name: frame[name].to_numpy() for name in frame.columns}
+
 
 @runtime_checkable
 class ColumnarModel(Protocol):
