@@ -15,6 +15,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from nearx.routing import Mode
 
 
@@ -99,6 +102,15 @@ def leg_emission(
         kg_co2e=km * table.kg_per_km(mode, country),
         baseline_kg_co2e=km * table.baseline_kg_per_km(),
     )
+
+
+def legs_kg_co2e(
+    distance_m: npt.NDArray[np.float64], mode: Mode, country: str, factors: EmissionFactors | None = None
+) -> npt.NDArray[np.float64]:
+    """:func:`leg_emission`'s ``kg_co2e`` for many legs of one mode at once (a match's top results)."""
+    if (distance_m < 0).any():
+        raise ValueError("distance cannot be negative")
+    return (distance_m / 1000.0) * (factors or default_factors()).kg_per_km(mode, country)
 
 
 def delivery_emission(

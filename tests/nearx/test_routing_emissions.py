@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nearx.emissions import default_factors, delivery_emission, factors_from_mapping, leg_emission
+from nearx.emissions import (
+    default_factors,
+    delivery_emission,
+    factors_from_mapping,
+    leg_emission,
+    legs_kg_co2e,
+)
 from nearx.geo import haversine_m
 from nearx.routing import HaversineRouting, Mode, default_profile, pairwise_haversine_m, profile_from_mapping
 
@@ -98,6 +104,15 @@ def test_savings_against_a_petrol_car_for_the_same_legs() -> None:
     assert default_factors().source.startswith("UK Government GHG Conversion Factors")
     with pytest.raises(ValueError, match="negative"):
         leg_emission(-1, Mode.CAR, "NP")
+
+
+def test_many_legs_at_once_price_each_leg_as_one_leg_does() -> None:
+    distances = np.array([0.0, 850.0, 3_210.5, 12_000.0])
+    for mode, country in ((Mode.E_BIKE, "NP"), (Mode.MOTORBIKE, "IN")):
+        each = [leg_emission(d, mode, country).kg_co2e for d in distances]
+        np.testing.assert_array_equal(legs_kg_co2e(distances, mode, country), each)
+    with pytest.raises(ValueError, match="negative"):
+        legs_kg_co2e(np.array([100.0, -1.0]), Mode.CAR, "NP")
 
 
 def test_factor_data_must_cover_every_mode_once() -> None:
