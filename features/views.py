@@ -14,6 +14,7 @@ from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String
 
 from features import entities, sources
+from features.transforms.context import ORDER_CONTEXT_FEATURES
 
 WINDOW_TTL = timedelta(days=28)
 
@@ -109,30 +110,19 @@ order_request = RequestSource(
 
 @on_demand_feature_view(  # type: ignore[untyped-decorator]
     sources=[order_request],
-    schema=_floats("straight_m", "hour_sin", "hour_cos", "is_peak", "is_weekend", "rain_flag"),
+    schema=_floats(*ORDER_CONTEXT_FEATURES),
     mode="pandas",
     description="Request-time context of an order: straight-line distance, hour, weekday and weather.",
 )
 def order_context(request: pd.DataFrame) -> pd.DataFrame:
     """Computed at request time (and the same way in training): haversine metres and cyclic hour.
 
-    Feast stores this function's source and re-runs it elsewhere, so it imports and
-    defines everything it uses inside its body.
+    The arithmetic is :func:`features.transforms.context.order_context_columns`, which serving
+    also calls on its column arrays: one definition. Feast stores this function's source and
+    re-runs it elsewhere, so it imports what it uses inside its body.
     """
-    import numpy as np
     import pandas as pd
 
-    earth_radius_m = 6_371_008.8
-    peak_hours = (12, 13, 18, 19, 20)
-    lat1, lat2 = np.radians(request["merchant_lat"]), np.radians(request["dropoff_lat"])
-    dlng = np.radians(request["dropoff_lng"] - request["merchant_lng"])
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlng / 2) ** 2
-    hour = request["local_hour"].astype(float)
-    out = pd.DataFrame(index=request.index)
-    out["straight_m"] = 2 * earth_radius_m * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
-    out["hour_sin"] = np.sin(2 * np.pi * hour / 24)
-    out["hour_cos"] = np.cos(2 * np.pi * hour / 24)
-    out["is_peak"] = request["local_hour"].isin(peak_hours).astype(float)
-    out["is_weekend"] = request["weekday"].isin((6, 7)).astype(float)
-    out["rain_flag"] = request["rain"].astype(float)
-    return out
+    from features.transforms.context import order_context_columns
+
+    return pd.DataFrame(order_context_columns(request), index=request.index)
