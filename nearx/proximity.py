@@ -14,9 +14,12 @@ cell at any coarser resolution form one contiguous run of that sorted array, so
 
 A query picks a resolution from R, N and the local density (a heuristic that
 only affects speed), then grows hexagonal rings around the query's cell: ring 0,
-ring 1, ... For every ring it computes exact haversine distances (vectorised
-NumPy) for the points of the new cells and a lower bound ``L`` on the distance
-from the query to any point *not yet seen*.
+ring 1, ... For every ring it computes exact distances for the points of the
+new cells and a lower bound ``L`` on the distance from the query to any point
+*not yet seen*. The loops over cells and points are compiled
+(:mod:`nearx.proximity_loops`), so a query costs a handful of calls, not dozens
+of small NumPy ones; H3 itself (the query's cell, disks, rings, cell geometry)
+stays in h3-py, cached per cell.
 
 Why the answer is exact
 -----------------------
@@ -58,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 from h3 import H3BaseException
 
+from nearx import proximity_loops as loops
 from nearx.geo import EARTH_RADIUS_M, validate_coordinates
 
 FloatArray = npt.NDArray[np.float64]
@@ -125,12 +129,17 @@ def m_to_chord2(metres: float) -> float:
 def nearest_brute_force(
     lats: npt.ArrayLike, lngs: npt.ArrayLike, lat: float, lng: float, n: int, radius_m: float
 ) -> Neighbours:
-    """The exhaustive answer (every distance computed): the oracle in tests and the baseline in bench/."""
+    """The exhaustive answer (every distance computed): the oracle in tests and the baseline in bench/.
+
+    Independent of the index's code except for the arithmetic of a distance,
+    which is written out in the same order as :func:`nearx.proximity_loops.scan`.
+    """
     _validate_query(lat, lng, n, radius_m)
-    chord2 = _chord2(unit_vectors(lats, lngs), _unit_vector(lat, lng))
+    diff = unit_vectors(lats, lngs) - np.array(_unit_tuple(lat, lng))
+    chord2 = diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1] + diff[:, 2] * diff[:, 2]
     positions = np.flatnonzero(chord2 <= m_to_chord2(radius_m))
-    identity = np.arange(chord2.size, dtype=np.int64)
-    return _top_n(positions, chord2[positions], n, identity, identity)
+    best = positions[np.lexsort((positions, chord2[positions]))[:n]]
+    return Neighbours(positions=best, ids=best, distances_m=chord2_to_m(chord2[best]))
 
 
 class ProximityIndex:
@@ -176,145 +185,81 @@ class ProximityIndex:
     def nearest(self, lat: float, lng: float, n: int, radius_m: float) -> Neighbours:
         """The ``n`` points nearest to ``(lat, lng)`` within ``radius_m`` (inclusive), nearest first."""
         _validate_query(lat, lng, n, radius_m)
+        return self._nearest(lat, lng, n, radius_m)
+
+    def nearest_many(
+        self, lats: npt.ArrayLike, lngs: npt.ArrayLike, n: int, radius_m: float
+    ) -> list[Neighbours]:
+        """:meth:`nearest` for many query points (e.g. a dispatch round's pickups), all validated first."""
+        points = list(
+            zip(
+                np.asarray(lats, dtype=np.float64).reshape(-1).tolist(),
+                np.asarray(lngs, dtype=np.float64).reshape(-1).tolist(),
+                strict=True,
+            )
+        )
+        for lat, lng in points:
+            _validate_query(lat, lng, n, radius_m)
+        return [self._nearest(lat, lng, n, radius_m) for lat, lng in points]
+
+    def _nearest(self, lat: float, lng: float, n: int, radius_m: float) -> Neighbours:
+        """The ring walk of the module docstring: a handful of compiled calls per ring."""
         if n == 0 or not len(self):
-            return _top_n(_EMPTY_INT, _EMPTY_FLOAT, 0, self._order, self._ids)
+            return self._answer(_EMPTY_INT, _EMPTY_FLOAT, 0)
         query_xyz = _unit_tuple(lat, lng)
         query = np.array(query_xyz)
         radius_c2 = m_to_chord2(radius_m)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
         plan_res, plan_rings = self._plans(np.array([finest], dtype=np.uint64), n, radius_m)
         res, k = int(plan_res[0]), int(plan_rings[0])
+        digit_keep, sixes = _DESCENDANT_MASKS[res]
         origin = h3i.cell_to_parent(finest, res)
-        positions = self._positions_in(_disk(origin, k), res)
-        chord2 = _chord2(self._xyz.take(positions, axis=0), query)
-        within = chord2 <= radius_c2
-        positions, chord2 = positions[within], chord2[within]
+        cells = _disk(origin, k)
+        positions, chord2 = _EMPTY_INT, _EMPTY_FLOAT
         while True:
             unseen_at_least = _ring_lower_bound_m(query_xyz, origin, k + 1)
-            if unseen_at_least > radius_m:
-                break
-            if unseen_at_least > 0 and np.count_nonzero(chord2 < m_to_chord2(unseen_at_least)) >= n:
-                break
-            k += 1
-            more = self._positions_in(_ring(origin, k), res)
-            more_c2 = _chord2(self._xyz.take(more, axis=0), query)
-            within = more_c2 <= radius_c2
-            positions = np.concatenate((positions, more[within]))
-            chord2 = np.concatenate((chord2, more_c2[within]))
-        return _top_n(positions, chord2, n, self._order, self._ids)
-
-    def nearest_many(
-        self, lats: npt.ArrayLike, lngs: npt.ArrayLike, n: int, radius_m: float
-    ) -> list[Neighbours]:
-        """:meth:`nearest` for many query points at once (e.g. a dispatch round's pickups).
-
-        The same answers, faster: every query's first pass (plan, disk, exact
-        distances, ring bound, stopping test) runs as a few vectorised steps over
-        all queries; the rare query that the first disk does not settle continues
-        alone through :meth:`nearest`.
-        """
-        lat_arr = np.asarray(lats, dtype=np.float64).reshape(-1)
-        lng_arr = np.asarray(lngs, dtype=np.float64).reshape(-1)
-        points = list(zip(lat_arr.tolist(), lng_arr.tolist(), strict=True))
-        for lat, lng in points:
-            _validate_query(lat, lng, n, radius_m)
-        if n == 0 or not len(self) or not points:
-            return [self.nearest(lat, lng, n, radius_m) for lat, lng in points]
-        queries = np.array([_unit_tuple(lat, lng) for lat, lng in points], dtype=np.float64)
-        finest = np.array(
-            [h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION) for lat, lng in points], dtype=np.uint64
-        )
-        plan_res, plan_rings = self._plans(finest, n, radius_m)
-        origins = [
-            h3i.cell_to_parent(cell, res)
-            for cell, res in zip(finest.tolist(), plan_res.tolist(), strict=True)
-        ]
-        # exact distances to the points of every query's first disk
-        disks = [_disk(origin, k) for origin, k in zip(origins, plan_rings.tolist(), strict=True)]
-        cells = np.concatenate(disks)
-        cell_query = np.repeat(np.arange(len(points)), [disk.size for disk in disks])
-        cell_res = plan_res[cell_query]
-        lo = np.empty(cells.size, dtype=np.int64)
-        hi = np.empty(cells.size, dtype=np.int64)
-        for res in np.unique(plan_res).tolist():
-            at = cell_res == res
-            lo[at], hi[at] = self._range_of(cells[at], res)
-        lengths = hi - lo
-        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
-            lo - (np.cumsum(lengths) - lengths), lengths
-        )
-        owner = np.repeat(cell_query, lengths)
-        chord2 = _chord2(self._xyz.take(positions, axis=0), queries[owner])
-        within = chord2 <= m_to_chord2(radius_m)
-        positions, owner, chord2 = positions[within], owner[within], chord2[within]
-        # every query's lower bound on unseen points, from the ring just outside its disk
-        reach = np.array(
-            [_ring_reach(origin, k + 1) for origin, k in zip(origins, plan_rings.tolist(), strict=True)]
-        )
-        to_origin = chord2_to_m(_chord2(queries.copy(), reach[:, :3]))
-        unseen_at_least = reach[:, 3] - to_origin - _BOUND_MARGIN_M
-        threshold = np.where(
-            unseen_at_least > 0,
-            (2.0 * np.sin(np.maximum(unseen_at_least, 0) / EARTH_RADIUS_M * 0.5)) ** 2,
-            -1.0,
-        )
-        sure = np.bincount(owner[chord2 < threshold[owner]], minlength=len(points))
-        settled = (unseen_at_least > radius_m) | (sure >= n)
-        # candidates are grouped by query already (disks were laid out query by query)
-        starts = np.searchsorted(owner, np.arange(len(points) + 1))
-        answers = []
-        for i, (lat, lng) in enumerate(points):
-            if settled[i]:
-                mine = slice(starts[i], starts[i + 1])
-                answers.append(_top_n(positions[mine], chord2[mine], n, self._order, self._ids))
+            sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
+            more, more_c2, sure = loops.scan(
+                self._cells, self._xyz, cells, digit_keep, sixes, _FINEST_RES_BITS, query, radius_c2, sure_c2
+            )
+            if positions.size:  # a later ring: the bound moved out, so recount the earlier candidates
+                sure += int(np.count_nonzero(chord2 < sure_c2))
+                positions, chord2 = np.concatenate((positions, more)), np.concatenate((chord2, more_c2))
             else:
-                answers.append(self.nearest(lat, lng, n, radius_m))
-        return answers
+                positions, chord2 = more, more_c2
+            if unseen_at_least > radius_m or sure >= n:
+                return self._answer(positions, chord2, n)
+            k += 1
+            cells = _ring(origin, k)
+
+    def _answer(self, positions: IntArray, chord2: FloatArray, n: int) -> Neighbours:
+        """The n best candidates by (distance, input position), as a :class:`Neighbours`."""
+        inputs, best, best_c2 = loops.top_n(positions, chord2, n, self._order)
+        return Neighbours(positions=inputs, ids=self._ids[best], distances_m=chord2_to_m(best_c2))
 
     def _plans(self, finest: npt.NDArray[np.uint64], n: int, radius_m: float) -> tuple[IntArray, IntArray]:
         """Resolution and first disk size per query; a speed heuristic only (exactness never depends on it).
 
-        Counts the points in every ancestor of each query's finest cell (one
-        binary search for all) and takes the finest ancestor holding at least
+        Counts the points in every ancestor of each query's finest cell (two
+        binary searches each) and takes the finest ancestor holding at least
         ``n``: its n-th point lies within about one edge length, which a 3-ring
         disk one resolution finer usually covers in a single pass. Local counts,
         not a city-wide density, so dense hubs and empty suburbs both stay cheap.
         When a query's surroundings are sparse for ``R``, cover ``R`` directly instead.
         """
-        first = finest[:, None] & _ANCESTOR_KEEP[None, :]
-        lo = np.searchsorted(self._cells, (first - _ONE).ravel(), "right").reshape(first.shape)
-        hi = np.searchsorted(self._cells, (first | _ANCESTOR_SIXES[None, :]).ravel(), "right").reshape(
-            first.shape
-        )
-        finest_dense = (
-            COARSEST_RESOLUTION - 1 + np.count_nonzero(hi - lo >= n, axis=1)
-        )  # counts shrink as res grows
         resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
         covering = next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
-        sparse = finest_dense < covering
-        res = np.where(sparse, covering, np.minimum(finest_dense + 1, FINEST_RESOLUTION))
-        rings = np.where(sparse, RINGS_TO_COVER_RADIUS, np.where(finest_dense < FINEST_RESOLUTION, 3, 2))
-        return res.astype(np.int64), rings.astype(np.int64)
-
-    def _range_of(self, cells: npt.NDArray[np.uint64], res: int) -> tuple[IntArray, IntArray]:
-        """Slices of the sorted array holding the descendants of ``cells`` (all at resolution ``res``).
-
-        One binary search for both ends: ``first - 1`` searched rightwards is ``first`` searched leftwards.
-        """
-        digit_mask, sixes = _DESCENDANT_MASKS[res]
-        first = (cells & digit_mask) | _FINEST_RES_BITS
-        bounds = np.searchsorted(self._cells, np.concatenate((first - _ONE, first | sixes)), side="right")
-        return bounds[: cells.size], bounds[cells.size :]
-
-    def _positions_in(self, cells: npt.NDArray[np.uint64], res: int) -> IntArray:
-        lo, hi = self._range_of(cells, res)
-        lengths = hi - lo
-        total = int(lengths.sum())
-        if total == 0:
-            return _EMPTY_INT
-        starts_in_output = np.cumsum(lengths) - lengths
-        positions: IntArray = np.arange(total, dtype=np.int64) + np.repeat(lo - starts_in_output, lengths)
-        return positions
+        return loops.plans(
+            self._cells,
+            finest,
+            _ANCESTOR_KEEP,
+            _ANCESTOR_SIXES,
+            n,
+            COARSEST_RESOLUTION,
+            FINEST_RESOLUTION,
+            covering,
+            RINGS_TO_COVER_RADIUS,
+        )
 
 
 def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
@@ -323,31 +268,6 @@ def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
         raise ValueError("n must be zero or more")
     if not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
         raise ValueError(f"radius_m must be in (0, {MAX_RADIUS_M:.0f}]")
-
-
-def _unit_vector(lat: float, lng: float) -> FloatArray:
-    return np.array(_unit_tuple(lat, lng))
-
-
-def _chord2(xyz: FloatArray, query: FloatArray) -> FloatArray:
-    """Squared chord lengths; ``xyz`` is a fresh gather, so it is reused in place."""
-    xyz -= query
-    xyz *= xyz
-    return np.asarray(xyz.sum(axis=1), dtype=np.float64)
-
-
-def _top_n(
-    positions: IntArray, chord2: FloatArray, n: int, order: IntArray, ids: npt.NDArray[Any]
-) -> Neighbours:
-    """The n best by (distance, input position); ``order`` maps ``positions`` to input positions."""
-    if chord2.size > n > 0:  # only the n best and whatever ties the n-th need a full sort
-        chosen = np.flatnonzero(chord2 <= np.partition(chord2, n - 1)[n - 1])
-        positions, chord2 = positions[chosen], chord2[chosen]
-    input_positions = order[positions]
-    best = np.lexsort((input_positions, chord2))[:n]
-    return Neighbours(
-        positions=input_positions[best], ids=ids[positions[best]], distances_m=chord2_to_m(chord2[best])
-    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -368,17 +288,15 @@ def _ring(origin: int, k: int) -> npt.NDArray[np.uint64]:
 
 @lru_cache(maxsize=1 << 19)
 def _cell_geometry(cell: int) -> tuple[float, float, float, float]:
-    """Unit vector of a cell's centre and its circumradius in metres (plain floats: cheap when cold).
+    """Unit vector of a cell's centre and its circumradius in metres.
 
     Shared by every ring that contains the cell, and a city has a bounded number
     of cells, so a long-running service soon has them all.
     """
-    cx, cy, cz = _unit_tuple(*h3i.cell_to_latlng(cell))
-    farthest2 = 0.0
-    for vertex in h3i.cell_to_boundary(cell):
-        vx, vy, vz = _unit_tuple(*vertex)
-        farthest2 = max(farthest2, (vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
-    return cx, cy, cz, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))
+    lat, lng = h3i.cell_to_latlng(cell)
+    boundary = np.array(h3i.cell_to_boundary(cell), dtype=np.float64)
+    geometry: tuple[float, float, float, float] = loops.cell_geometry(lat, lng, boundary, EARTH_RADIUS_M)
+    return geometry
 
 
 def _unit_tuple(lat: float, lng: float) -> tuple[float, float, float]:
@@ -398,12 +316,8 @@ def _ring_reach(origin: int, k: int) -> tuple[float, float, float, float]:
     subtraction per query instead of one distance per ring cell.
     """
     ox, oy, oz, _ = _cell_geometry(origin)
-    reach = math.inf
-    for cell in _ring(origin, k).tolist():
-        cx, cy, cz, radius = _cell_geometry(cell)
-        chord = math.sqrt((cx - ox) ** 2 + (cy - oy) ** 2 + (cz - oz) ** 2)
-        reach = min(reach, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - radius)
-    return ox, oy, oz, reach
+    ring = np.array([_cell_geometry(cell) for cell in _ring(origin, k).tolist()], dtype=np.float64)
+    return ox, oy, oz, loops.ring_reach(ring, ox, oy, oz, EARTH_RADIUS_M)
 
 
 def _ring_lower_bound_m(query: tuple[float, float, float], origin: int, k: int) -> float:
@@ -429,12 +343,10 @@ def _descendant_masks(res: int) -> tuple[np.uint64, np.uint64]:
 
 _EMPTY_INT: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_FLOAT: FloatArray = np.zeros(0, dtype=np.float64)
-_ONE = np.uint64(1)
 _FINEST_RES_BITS = np.uint64(FINEST_RESOLUTION << _RES_SHIFT)
 _DESCENDANT_MASKS = {res: _descendant_masks(res) for res in range(FINEST_RESOLUTION + 1)}
 _COVERS = [RINGS_TO_COVER_RADIUS * 1.5 * h3i.average_hexagon_edge_length(res, "m") for res in range(16)]
 """Roughly the radius a disk of RINGS_TO_COVER_RADIUS rings covers: each ring adds about 1.5 edge lengths."""
-_ANCESTORS = FINEST_RESOLUTION - COARSEST_RESOLUTION + 1
 _LEVELS = range(COARSEST_RESOLUTION, FINEST_RESOLUTION + 1)
 _ANCESTOR_KEEP = np.array([int(_DESCENDANT_MASKS[res][0]) | _RES_MASK for res in _LEVELS], dtype=np.uint64)
 _ANCESTOR_SIXES = np.array([int(_DESCENDANT_MASKS[res][1]) for res in _LEVELS], dtype=np.uint64)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from nearx import proximity_loops
 from nearx.geo import EARTH_RADIUS_M, InvalidCoordinates, haversine_m
 from nearx.proximity import (
     COARSEST_RESOLUTION,
@@ -260,3 +261,52 @@ def test_bad_coordinates_and_n_are_refused() -> None:
         ProximityIndex(np.array([27.7, math.nan]), np.array([85.3, 85.3]))
     with pytest.raises(ValueError, match="same length"):
         ProximityIndex(np.array([27.7, 27.8]), np.array([85.3]))
+
+
+@pytest.mark.parametrize("res", [4, 7, 9, 11])
+def test_cell_geometry_and_ring_reach_match_haversine(res: int) -> None:
+    """The compiled ring bound, against nearx.geo's scalar haversine: hexagons and a pentagon."""
+    for origin in (h3i.latlng_to_cell(27.7172, 85.3240, res), h3i.get_pentagons(res)[0]):
+        origin_centre = h3i.cell_to_latlng(origin)
+        expected_reach = math.inf
+        for cell in h3i.grid_disk(origin, 2):
+            centre = h3i.cell_to_latlng(cell)
+            boundary = h3i.cell_to_boundary(cell)
+            radius = max(haversine_m(*centre, *vertex) for vertex in boundary)
+            x, y, z, got_radius = proximity_loops.cell_geometry(
+                *centre, np.array(boundary, dtype=np.float64), EARTH_RADIUS_M
+            )
+            assert got_radius == pytest.approx(radius, rel=1e-9)
+            lat, lng = math.radians(centre[0]), math.radians(centre[1])
+            assert (x, y, z) == pytest.approx(
+                (math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat))
+            )
+            if h3i.grid_distance(origin, cell) == 2:
+                expected_reach = min(expected_reach, haversine_m(*origin_centre, *centre) - radius)
+        ring = np.array(
+            [
+                proximity_loops.cell_geometry(
+                    *h3i.cell_to_latlng(c), np.array(h3i.cell_to_boundary(c)), EARTH_RADIUS_M
+                )
+                for c in h3i.grid_disk(origin, 2)
+                if h3i.grid_distance(origin, c) == 2
+            ]
+        )
+        ox, oy, oz, _ = proximity_loops.cell_geometry(
+            *origin_centre, np.array(h3i.cell_to_boundary(origin)), EARTH_RADIUS_M
+        )
+        assert proximity_loops.ring_reach(ring, ox, oy, oz, EARTH_RADIUS_M) == pytest.approx(
+            expected_reach, abs=1e-6 * h3i.average_hexagon_edge_length(res, "m")
+        )
+
+
+def test_exact_around_a_pentagon() -> None:
+    """Next to a pentagon cells are distorted (five sides, extra boundary vertices): still exact."""
+    pentagon = h3i.get_pentagons(9)[0]
+    lat, lng = h3i.cell_to_latlng(pentagon)
+    rng = np.random.default_rng(9)
+    lats, lngs = lat + rng.normal(0, 0.01, 800), lng + rng.normal(0, 0.02, 800)
+    index = ProximityIndex(lats, lngs)
+    for query in [(lat, lng), (lat + 0.003, lng - 0.004), (lat - 0.02, lng + 0.03)]:
+        for n in (1, 15, 100):
+            assert_exact(index, lats, lngs, query, n, 3_000.0)
