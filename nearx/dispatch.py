@@ -109,15 +109,19 @@ class RoutingEta:
     def travel(
         self, origins: FloatArray, destinations: FloatArray, modes: Sequence[Mode], depart_at: datetime
     ) -> tuple[FloatArray, FloatArray]:
-        groups: dict[Mode, list[int]] = {}
-        for i, mode in enumerate(modes):
-            groups.setdefault(mode, []).append(i)
+        codes = np.fromiter(map(_MODE_CODES.__getitem__, modes), dtype=np.int64, count=len(modes))
         distance = np.zeros(len(modes))
         duration = np.zeros(len(modes))
-        for mode, members in groups.items():
-            at = np.array(members)
-            distance[at], duration[at] = self._routing.pairs(origins[at], destinations[at], mode, depart_at)
+        for code in np.unique(codes).tolist():
+            at = np.flatnonzero(codes == code)
+            distance[at], duration[at] = self._routing.pairs(
+                origins[at], destinations[at], _MODES[code], depart_at
+            )
         return distance, duration
+
+
+_MODES = tuple(Mode)
+_MODE_CODES = {mode: code for code, mode in enumerate(_MODES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +219,14 @@ def pair_costs(
     dropoffs = np.array([o.dropoff for o in orders], dtype=np.float64).reshape(-1, 2)[rows]
     ready = np.array([o.ready_in_s for o in orders], dtype=np.float64)[rows]
     idle = np.array([c.idle_s for c in couriers], dtype=np.float64)[cols]
-    to_pickup_m, to_pickup_s = context.eta.travel(positions, pickups, modes, context.depart_at)
-    trip_m, trip_s = context.eta.travel(pickups, dropoffs, modes, context.depart_at)
+    legs_m, legs_s = context.eta.travel(  # both legs in one call: one model or routing batch
+        np.concatenate([positions, pickups]),
+        np.concatenate([pickups, dropoffs]),
+        modes * 2,
+        context.depart_at,
+    )
+    to_pickup_m, trip_m = np.split(legs_m, 2)
+    to_pickup_s, trip_s = np.split(legs_s, 2)
     dropoff_eta = np.maximum(to_pickup_s, ready) + trip_s
     distance = to_pickup_m + trip_m
     kg = distance * context.kg_per_m(modes)
@@ -253,13 +263,14 @@ def _candidate_pairs(
 
 def _solve_phase(
     orders: Sequence[DispatchOrder], couriers: Sequence[DispatchCourier], context: DispatchContext
-) -> tuple[dict[int, int], _Candidates]:
+) -> tuple[IntArray, _Candidates]:
+    """The phase's optimal matching (per order, its courier or -1) and the priced candidate pairs."""
     rows, cols = _candidate_pairs(orders, couriers, context)
     candidates = pair_costs(orders, couriers, rows, cols, context)
     matched = min_cost_assignment(
         rows, cols, candidates.cost_s, len(orders), len(couriers), context.weights.unassigned_penalty_s
     )
-    return {row: int(col) for row, col in enumerate(matched.tolist()) if col >= 0}, candidates
+    return matched, candidates
 
 
 def optimal_round(
@@ -334,20 +345,15 @@ def greedy_round(
 def _singles(
     orders: Sequence[DispatchOrder],
     couriers: Sequence[DispatchCourier],
-    matched: dict[int, int],
+    matched: IntArray,
     candidates: _Candidates,
 ) -> dict[int, Assignment | None]:
-    where = {
-        (int(r), int(c)): i for i, (r, c) in enumerate(zip(candidates.rows, candidates.cols, strict=True))
-    }
-    singles: dict[int, Assignment | None] = {}
-    for row in range(len(orders)):
-        if row not in matched:
-            singles[row] = None
-            continue
-        i = where[(row, matched[row])]
+    singles: dict[int, Assignment | None] = dict.fromkeys(range(len(orders)))
+    # pairs are unique, so each matched order has exactly one candidate with its courier
+    for i in np.flatnonzero(candidates.cols == matched[candidates.rows]).tolist():
+        row, col = int(candidates.rows[i]), int(candidates.cols[i])
         singles[row] = Assignment(
-            couriers[matched[row]].id,
+            couriers[col].id,
             (orders[row].id,),
             float(candidates.cost_s[i]),
             (float(candidates.dropoff_eta_s[i]),),
@@ -391,7 +397,7 @@ def bundle_costs(
 ) -> list[Assignment]:
     """For each ``(firsts[i], seconds[i], couriers[i])``: the courier carrying both, best sequence.
 
-    Vectorised over the bundles: four sequences x four legs = 16 travel calls in all.
+    Vectorised over the bundles: four sequences x four legs, all in one travel call.
     """
     if not firsts:
         return []
@@ -402,15 +408,21 @@ def bundle_costs(
     ready = [np.array([o.ready_in_s for o in side], dtype=np.float64) for side in (firsts, seconds)]
     kg_per_m = context.kg_per_m(modes)
     bonus = context.fairness_bonus_s(np.array([c.idle_s for c in couriers], dtype=np.float64))
+    routes = [[start, pickups[p1], pickups[p2], dropoffs[d1], dropoffs[d2]] for p1, p2, d1, d2 in _SEQUENCES]
+    legs_m, legs_s = context.eta.travel(  # every leg of every sequence in one call, shape (4, 4, bundles)
+        np.concatenate([stops[i] for stops in routes for i in range(4)]),
+        np.concatenate([stops[i + 1] for stops in routes for i in range(4)]),
+        modes * 16,
+        context.depart_at,
+    )
+    legs_m, legs_s = legs_m.reshape(4, 4, -1), legs_s.reshape(4, 4, -1)
     options = []
-    for p1, p2, d1, d2 in _SEQUENCES:
-        stops = [start, pickups[p1], pickups[p2], dropoffs[d1], dropoffs[d2]]
-        legs = [context.eta.travel(stops[i], stops[i + 1], modes, context.depart_at) for i in range(4)]
-        at_p1 = np.maximum(legs[0][1], ready[p1])
-        at_p2 = np.maximum(at_p1 + legs[1][1], ready[p2])
-        at_d1 = at_p2 + legs[2][1]
-        at_d2 = at_d1 + legs[3][1]
-        distance = sum(leg[0] for leg in legs)
+    for seq, (p1, p2, d1, _d2) in enumerate(_SEQUENCES):
+        at_p1 = np.maximum(legs_s[seq, 0], ready[p1])
+        at_p2 = np.maximum(at_p1 + legs_s[seq, 1], ready[p2])
+        at_d1 = at_p2 + legs_s[seq, 2]
+        at_d2 = at_d1 + legs_s[seq, 3]
+        distance = legs_m[seq].sum(axis=0)
         kg = distance * kg_per_m
         cost = at_d1 + at_d2 + kg * context.weights.seconds_per_kg_co2e - bonus
         options.append((cost, at_d1, at_d2, distance, kg, d1))
@@ -445,23 +457,22 @@ def _single_cost(assignment: Assignment | None, weights: DispatchWeights) -> flo
 
 
 def _stack_partners(orders: Sequence[DispatchOrder], weights: DispatchWeights) -> list[tuple[int, int]]:
-    """Order pairs with pickups within the stacking radius and close ready times (a KD-tree batch query)."""
+    """Order pairs ``(a, b)``, ``a < b``, sorted, with pickups within the stacking radius and close
+    ready times (a KD-tree batch query)."""
     xyz = unit_vectors([o.pickup[0] for o in orders], [o.pickup[1] for o in orders])
     k = min(weights.stack_partners_per_order + 1, len(orders))
     _, near = cKDTree(xyz).query(
         xyz, k=k, distance_upper_bound=math.sqrt(m_to_chord2(weights.stack_pickup_radius_m))
     )
-    near = near.reshape(len(orders), k)
-    pairs = set()
-    for a, row in enumerate(near.tolist()):
-        for b in row:
-            if (
-                b != a
-                and b < len(orders)
-                and abs(orders[a].ready_in_s - orders[b].ready_in_s) <= weights.stack_ready_gap_s
-            ):
-                pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
+    a = np.repeat(np.arange(len(orders)), k)
+    b = np.asarray(near).reshape(-1)  # len(orders) where fewer than k lie within the radius
+    ready = np.array([o.ready_in_s for o in orders], dtype=np.float64)
+    real = (b != a) & (b < len(orders))
+    a, b = a[real], b[real]
+    close = np.abs(ready[a] - ready[b]) <= weights.stack_ready_gap_s
+    a, b = a[close], b[close]
+    keys = np.unique(np.minimum(a, b) * len(orders) + np.maximum(a, b))
+    return list(zip((keys // len(orders)).tolist(), (keys % len(orders)).tolist(), strict=True))
 
 
 def _stack(

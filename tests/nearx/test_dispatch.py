@@ -19,12 +19,14 @@ from nearx.dispatch import (
     DispatchPlan,
     DispatchWeights,
     RoutingEta,
+    _stack_partners,
     bundle_cost,
     greedy_round,
     min_cost_assignment,
     optimal_round,
     pair_costs,
 )
+from nearx.geo import haversine_m
 from nearx.routing import HaversineRouting, Mode
 
 NOON = datetime(2026, 3, 2, 6, 15, tzinfo=UTC)
@@ -213,3 +215,41 @@ def test_excluded_pairs_are_never_proposed() -> None:
     assert optimal_round([order], [near, far], context).assignments[0].courier_id == "far"
     assert greedy_round([order], [near, far], context).assignments[0].courier_id == "far"
     assert optimal_round([order], [near], context).unassigned == ["o"]
+
+
+def test_routing_eta_prices_each_pair_in_its_own_mode() -> None:
+    """One call over mixed modes equals the routing provider asked one mode at a time."""
+    rng = np.random.default_rng(4)
+    origins = rng.uniform((27.65, 85.25), (27.75, 85.40), (40, 2))
+    destinations = rng.uniform((27.65, 85.25), (27.75, 85.40), (40, 2))
+    modes = [list(Mode)[int(i)] for i in rng.integers(0, len(Mode), 40)]
+    metres, seconds = ETA.travel(origins, destinations, modes, NOON)
+    routing = HaversineRouting("kathmandu", "Asia/Kathmandu")
+    for i, mode in enumerate(modes):
+        expected_m, expected_s = routing.pairs(origins[i : i + 1], destinations[i : i + 1], mode, NOON)
+        assert (metres[i], seconds[i]) == pytest.approx((expected_m[0], expected_s[0]))
+    assert [len(part) for part in ETA.travel(origins[:0], destinations[:0], [], NOON)] == [0, 0]
+
+
+def test_stack_partners_are_every_close_pair_when_few_orders() -> None:
+    """Fewer orders than partners per order: exactly the pairs within the radius and the ready gap."""
+    rng = np.random.default_rng(6)
+    weights = DispatchWeights(stack_partners_per_order=10, stack_pickup_radius_m=400.0)
+    orders = [
+        DispatchOrder(
+            f"o{i}",
+            (27.700 + rng.uniform(0, 0.006), 85.300 + rng.uniform(0, 0.006)),
+            (27.71, 85.31),
+            ready_in_s=float(rng.choice([0.0, 300.0, 900.0])),
+        )
+        for i in range(10)
+    ]
+    expected = [
+        (a, b)
+        for a, b in itertools.combinations(range(len(orders)), 2)
+        if haversine_m(*orders[a].pickup, *orders[b].pickup) <= 400.0
+        and abs(orders[a].ready_in_s - orders[b].ready_in_s) <= weights.stack_ready_gap_s
+    ]
+    assert expected  # the example has close pairs and far ones
+    assert len(expected) < 45
+    assert _stack_partners(orders, weights) == expected
