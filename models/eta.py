@@ -9,6 +9,7 @@ decile. P90 is shifted by the conformal quantile of its residuals on a calibrati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 from mlflow.pyfunc.model import PythonModel
 
-from models.frames import FeatureMatrix, TimeSplit
+from models.frames import FeatureMatrix, TimeSplit, predict_trees
 from nearx.routing import Mode, default_profile, elementwise_haversine_m
 
 FloatArray = npt.NDArray[np.float64]
@@ -38,7 +39,11 @@ PARAMS: dict[str, Any] = {
 
 
 class EtaModel(PythonModel):
-    """pyfunc: features in, ``eta_p50_s`` and ``eta_p90_s`` (conformally calibrated) out."""
+    """pyfunc: features in, ``eta_p50_s`` and ``eta_p90_s`` (conformally calibrated) out.
+
+    Serving calls :meth:`predict_columns` (a :class:`serving.registry.ColumnarModel`); the
+    pandas ``predict`` (MLflow, training's evaluation) is the same computation on a frame.
+    """
 
     def __init__(
         self, matrix: FeatureMatrix, p50: lgb.LGBMRegressor, p90: lgb.LGBMRegressor, p90_shift_s: float
@@ -51,10 +56,15 @@ class EtaModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        x = self.matrix.to_pandas(model_input)
-        p50 = np.maximum(self.p50.predict(x), 60.0)
-        p90 = np.maximum(np.asarray(self.p90.predict(x)) + self.p90_shift_s, p50)
-        return pd.DataFrame({"eta_p50_s": p50, "eta_p90_s": p90})
+        return pd.DataFrame(self.predict_columns({name: model_input[name] for name in model_input.columns}))
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> dict[str, FloatArray]:
+        """``eta_p50_s`` (at least a minute) and ``eta_p90_s`` (at least P50) for rows given as
+        one array (or Series) per input column: both boosters on one float matrix, no frame."""
+        matrix = self.matrix.to_numpy(columns)
+        p50 = np.maximum(predict_trees(self.p50.booster_, matrix), 60.0)
+        p90 = np.maximum(predict_trees(self.p90.booster_, matrix) + self.p90_shift_s, p50)
+        return {"eta_p50_s": p50, "eta_p90_s": p90}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ and the ETA given up is the ETA model's P50 for the green mode minus for the act
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from features.transforms.tables import LOW_EMISSION_MODES
 from models.eta import EtaModel
-from models.frames import FeatureMatrix, TimeSplit
+from models.frames import FeatureMatrix, TimeSplit, predict_trees
 from nearx.emissions import default_factors
 from nearx.routing import Mode
 
@@ -42,7 +43,10 @@ POLICY_THRESHOLDS = (0.5, 0.7, 0.8, 0.9)
 
 
 class GreenModel(PythonModel):
-    """pyfunc: order features with a candidate low-emission ``mode``; ``p_on_time`` out."""
+    """pyfunc: order features with a candidate low-emission ``mode``; ``p_on_time`` out.
+
+    Serving calls :meth:`predict_columns`; the pandas ``predict`` is the same on a frame.
+    """
 
     def __init__(self, matrix: FeatureMatrix, classifier: lgb.LGBMClassifier) -> None:
         self.matrix = matrix
@@ -51,8 +55,12 @@ class GreenModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        probability = np.asarray(self.classifier.predict_proba(self.matrix.to_pandas(model_input)))[:, 1]
-        return pd.DataFrame({"p_on_time": probability})
+        return pd.DataFrame(self.predict_columns({name: model_input[name] for name in model_input.columns}))
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> dict[str, FloatArray]:
+        """``p_on_time`` for rows given as one array (or Series) per input column. A binary
+        booster's prediction is the positive class's probability (``predict_proba[:, 1]``)."""
+        return {"p_on_time": predict_trees(self.classifier.booster_, self.matrix.to_numpy(columns))}
 
 
 def country_of(currency: str) -> str:

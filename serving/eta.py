@@ -2,8 +2,14 @@
 
 One call covers a batch of (merchant → drop-off) trips, e.g. the top results of a match or
 one order. Model inputs are the model's FeatureService (``eta_v1``/``green_v1``: kitchen,
-merchant-hour, courier, cell-hour online features, plus the ``order_context`` on-demand view
-computed with Feast's own transformation, as in training) and the trip's row features.
+merchant-hour, courier, cell-hour online features, plus the ``order_context`` on-demand view,
+computed by the function its Feast transformation calls in training,
+:func:`features.transforms.context.order_context_columns`) and the trip's row features.
+
+The request path is arrays end to end: the online features and row columns of a match's top
+results are gathered once (:class:`TripInputs`) for both models, and each model scores them
+through :meth:`~serving.registry.LoadedModel.predict_columns` (its boosters on a float
+matrix), with no pandas frame or pyfunc call on the way; the answers are the pyfunc's.
 
 Distance: training's ``distance_m`` is the road distance of the trip (the simulator's
 ``road_m``, straight line x 1.2-1.45 + 150 m); serving sends the routing provider's
@@ -22,12 +28,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped]
 
-from nearx.emissions import leg_emission
+from features.transforms.context import ORDER_CONTEXT_FEATURES, order_context_columns
+from nearx.emissions import legs_kg_co2e
 from nearx.routing import Mode, RoutingProvider
 from serving import metrics
 from serving.online import Columns, FeaturesUnavailable, OnlineFeatures
@@ -137,19 +144,32 @@ class EtaScorer:
         return Promise(p50, p50 + 0.5 * trips.prep_s + 0.3 * travel, None, None, reason)
 
     def promise(self, trips: Trips) -> Promise:
+        return self._promise(TripInputs(trips))
+
+    def green(self, trips: Trips, promise: Promise) -> GreenOption:
+        return self._green(TripInputs(trips), promise)
+
+    def promise_and_green(self, trips: Trips) -> tuple[Promise, GreenOption]:
+        """:meth:`promise`, then :meth:`green` for that promise, on one :class:`TripInputs`: the
+        trips' columns are built and their online features fetched once for both models."""
+        inputs = TripInputs(trips)
+        promise = self._promise(inputs)
+        return promise, self._green(inputs, promise)
+
+    def _promise(self, inputs: TripInputs) -> Promise:
         started = time.perf_counter()
-        result = self._with_model(
-            ETA_MODEL, ETA_SERVICE, trips, [DEFAULT_MODE] * len(trips) if trips.modes is None else trips.modes
-        )
+        trips = inputs.trips
+        modes = [DEFAULT_MODE] * len(trips) if trips.modes is None else trips.modes
+        result = self._with_model(ETA_MODEL, ETA_SERVICE, inputs, modes)
         if isinstance(result, str):
             metrics.DEGRADED.labels("eta", result).inc()
             promise = self.heuristic(trips, result)
         else:
             model, out = result
-            p50 = out["eta_p50_s"].to_numpy(dtype=np.float64)
+            p50 = np.asarray(out["eta_p50_s"], dtype=np.float64)
             promise = Promise(
                 p50,
-                np.maximum(out["eta_p90_s"].to_numpy(dtype=np.float64), p50),
+                np.maximum(np.asarray(out["eta_p90_s"], dtype=np.float64), p50),
                 model.name,
                 model.version,
                 None,
@@ -158,16 +178,17 @@ class EtaScorer:
         metrics.SCORING_SECONDS.labels("eta").observe(time.perf_counter() - started)
         return promise
 
-    def green(self, trips: Trips, promise: Promise) -> GreenOption:
+    def _green(self, inputs: TripInputs, promise: Promise) -> GreenOption:
+        trips = inputs.trips
         result = self._with_model(
-            GREEN_MODEL, GREEN_SERVICE, trips, [GREEN_MODE] * len(trips), {"promised_s": promise.p90_s}
+            GREEN_MODEL, GREEN_SERVICE, inputs, [GREEN_MODE] * len(trips), {"promised_s": promise.p90_s}
         )
         if isinstance(result, str):
             metrics.DEGRADED.labels("green", result).inc()
             return self.green_heuristic(trips, promise, result)
         model, out = result
         return self._option(
-            trips, out["p_on_time"].to_numpy(dtype=np.float64), model.name, model.version, None
+            trips, np.asarray(out["p_on_time"], dtype=np.float64), model.name, model.version, None
         )
 
     def green_heuristic(self, trips: Trips, promise: Promise, reason: str) -> GreenOption:
@@ -185,8 +206,8 @@ class EtaScorer:
         degraded: str | None,
     ) -> GreenOption:
         distance, _ = self.routing_travel_s(trips, GREEN_MODE)
-        green_kg = np.array([leg_emission(d, GREEN_MODE, self.country).kg_co2e for d in distance])
-        default_kg = np.array([leg_emission(d, DEFAULT_MODE, self.country).kg_co2e for d in distance])
+        green_kg = legs_kg_co2e(distance, GREEN_MODE, self.country)
+        default_kg = legs_kg_co2e(distance, DEFAULT_MODE, self.country)
         return GreenOption(
             available=p_on_time >= GREEN_MIN_P_ON_TIME,
             p_on_time=p_on_time,
@@ -199,66 +220,89 @@ class EtaScorer:
 
     def model_p50_s(self, trips: Trips, modes: Sequence[Mode]) -> FloatArray | str:
         """The ETA champion's P50 per trip for the given modes, or the reason it has none."""
-        result = self._with_model(ETA_MODEL, ETA_SERVICE, trips, modes)
+        result = self._with_model(ETA_MODEL, ETA_SERVICE, TripInputs(trips), modes)
         if isinstance(result, str):
             return result
-        p50: FloatArray = result[1]["eta_p50_s"].to_numpy(dtype=np.float64)
-        return p50
+        return np.asarray(result[1]["eta_p50_s"], dtype=np.float64)
 
     def model_p_on_time(
         self, trips: Trips, modes: Sequence[Mode], promised_s: FloatArray
     ) -> FloatArray | str:
         """The green champion's P(on time) per trip against ``promised_s``, or the reason it has none."""
-        result = self._with_model(GREEN_MODEL, GREEN_SERVICE, trips, modes, {"promised_s": promised_s})
+        result = self._with_model(
+            GREEN_MODEL, GREEN_SERVICE, TripInputs(trips), modes, {"promised_s": promised_s}
+        )
         if isinstance(result, str):
             return result
-        p_on_time: FloatArray = result[1]["p_on_time"].to_numpy(dtype=np.float64)
-        return p_on_time
+        return np.asarray(result[1]["p_on_time"], dtype=np.float64)
 
     def _with_model(
         self,
         name: str,
         default_service: str,
-        trips: Trips,
+        inputs: TripInputs,
         modes: Sequence[Mode],
         extra: Mapping[str, FloatArray] | None = None,
-    ) -> tuple[LoadedModel, pd.DataFrame] | str:
-        """The model's predictions for ``trips`` (``extra``: more request columns), or why not."""
+    ) -> tuple[LoadedModel, Mapping[str, Any]] | str:
+        """The model's predictions for the trips (``extra``: more request columns), or why not."""
         model = self.registry.get(name)
         if model is None:
             return "no_model"
         if self.online is None:
             return "features_unavailable"
         try:
-            features = self._features(model.feature_service or default_service, trips)
+            features = self._features(model.feature_service or default_service, inputs)
         except FeaturesUnavailable:
             return "features_unavailable"
         try:
-            road_m, _ = self.routing_travel_s(trips, DEFAULT_MODE)  # distance does not depend on mode
-            frame = pd.DataFrame({**features, **_row_columns(trips, modes, road_m), **(extra or {})})
-            frame = pd.concat([frame, _order_context(frame)], axis=1)
-            out = model.predict(frame)
+            columns = {**features, **self._request_columns(inputs), "mode": [str(m) for m in modes]}
+            out = model.predict_columns({**columns, **(extra or {})})
         except Exception:  # a model that cannot score this trip must not fail the request
             return "model_error"
         return model, out
 
-    def _features(self, service: str, trips: Trips) -> Columns:
+    def _features(self, service: str, inputs: TripInputs) -> Columns:
+        """The online features of ``service`` for the trips, among those already fetched for them.
+
+        A service whose features were all read for another model (``green_v1`` is a subset of
+        ``eta_v1``) is not asked again, so a match reads its top results' features once.
+        """
         assert self.online is not None
-        hour = f"@{trips.local_hour:02d}"
-        keys = {
-            "merchant_id": list(trips.merchant_ids),
-            "merchant_hour": [m + hour for m in trips.merchant_ids],
-            "cell_hour": [c + hour for c in trips.merchant_cells_r7],
-            "courier_id": list(trips.courier_ids) if trips.courier_ids is not None else [""] * len(trips),
-        }
-        return self.online.get(service, keys)
+        if not set(self.online.plan(service).features) <= inputs.features.keys():
+            trips = inputs.trips
+            hour = f"@{trips.local_hour:02d}"
+            keys = {
+                "merchant_id": list(trips.merchant_ids),
+                "merchant_hour": [m + hour for m in trips.merchant_ids],
+                "cell_hour": [c + hour for c in trips.merchant_cells_r7],
+                "courier_id": list(trips.courier_ids) if trips.courier_ids is not None else [""] * len(trips),
+            }
+            inputs.features.update(self.online.get(service, keys))
+        return inputs.features
+
+    def _request_columns(self, inputs: TripInputs) -> dict[str, Any]:
+        """The trips' row columns but the mode, and the order context computed from them (once)."""
+        if inputs.request is None:
+            road_m, _ = self.routing_travel_s(inputs.trips, DEFAULT_MODE)  # distance does not depend on mode
+            row = _row_columns(inputs.trips, road_m)
+            inputs.request = {**row, **order_context_columns(row)}
+        return inputs.request
 
 
-def _row_columns(trips: Trips, modes: Sequence[Mode], road_m: FloatArray) -> dict[str, object]:
+@dataclass
+class TripInputs:
+    """What the ETA and green models read about one batch of trips, gathered on first use and
+    then kept for the other model: online features (by name) and the request's own columns."""
+
+    trips: Trips
+    features: Columns = field(default_factory=dict)
+    request: dict[str, Any] | None = None
+
+
+def _row_columns(trips: Trips, road_m: FloatArray) -> dict[str, Any]:
     n = len(trips)
     return {
         "distance_m": road_m,
-        "mode": [str(m) for m in modes],
         "category": list(trips.categories),
         "local_hour": np.full(n, trips.local_hour, dtype=np.int64),
         "weekday": np.full(n, trips.weekday, dtype=np.int64),
@@ -270,17 +314,6 @@ def _row_columns(trips: Trips, modes: Sequence[Mode], road_m: FloatArray) -> dic
     }
 
 
-def _order_context(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ``order_context`` on-demand features, by the view's own transformation (as in training)."""
-    from features.views import order_context
-
-    transformation = order_context.feature_transformation
-    if transformation is None:
-        raise RuntimeError("order_context has no transformation")
-    return transformation.transform(frame)
-
-
 def request_feature_names() -> tuple[str, ...]:
-    from features.views import order_context
-
-    return tuple(f.name for f in order_context.features)
+    """The ``order_context`` view's features (its schema is this list)."""
+    return ORDER_CONTEXT_FEATURES
