@@ -30,11 +30,17 @@ async def append_event(
     payload: Mapping[str, Any] | msgspec.Struct,
     city_id: str | None = None,
     schema_version: int = 1,
+    standalone: bool = False,
 ) -> uuid.UUID:
-    """Write one ``<entity>.<verb>`` event; call it inside the transaction that made the change."""
+    """Write one ``<entity>.<verb>`` event; call it inside the transaction that made the change.
+
+    ``standalone=True`` is for an event that *is* the whole change (``match.served`` logs what
+    was shown and writes nothing else): its one INSERT is atomic on its own, so it may run in
+    autocommit and save the BEGIN and COMMIT round trips on a hot path.
+    """
     if not _EVENT_TYPE.match(event_type):
         raise ValueError(f"event type {event_type!r} is not '<entity>.<verb>'")
-    if conn.info.transaction_status == TransactionStatus.IDLE:
+    if not standalone and conn.info.transaction_status == TransactionStatus.IDLE:
         raise RuntimeError("append_event must run inside the transaction that made the change")
     event_id = new_id()
     body = msgspec.to_builtins(payload)

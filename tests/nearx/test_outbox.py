@@ -53,3 +53,21 @@ async def test_events_outside_a_transaction_or_badly_named_are_refused(
             await append_event(
                 conn, event_type="UserCreated", aggregate_type="user", aggregate_id=new_id(), payload={}
             )
+
+
+async def test_a_standalone_event_is_written_in_autocommit(
+    conn: psycopg.AsyncConnection[dict[str, object]],
+) -> None:
+    aggregate = new_id()
+    await append_event(
+        conn,
+        event_type="match.served",
+        aggregate_type="match",
+        aggregate_id=aggregate,
+        payload={"impressions": []},
+        standalone=True,
+    )
+    row = await (
+        await conn.execute("SELECT event_type, payload FROM outbox WHERE aggregate_id = %s", (aggregate,))
+    ).fetchone()
+    assert row == {"event_type": "match.served", "payload": {"impressions": []}}

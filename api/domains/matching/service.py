@@ -101,25 +101,25 @@ async def match(
                 eta_degraded_reason=promise.degraded,
             )
     page = MatchPage(match_id=match_id, city_id=city.id if city else None, results=results, scoring=scoring)
-    async with conn.transaction():
-        await append_event(
-            conn,
-            event_type="match.served",
-            aggregate_type="match",
-            aggregate_id=match_id,
-            city_id=page.city_id,
-            payload={
-                "match_id": str(match_id),
-                "customer_id": str(user_id),
-                "category": context.category,
-                "q": context.q,
-                "local_hour": customer.local_hour,
-                "model": scoring.model,
-                "model_version": scoring.model_version,
-                "degraded_reason": scoring.degraded_reason,
-                "impressions": impressions,
-            },
-        )
+    await append_event(
+        conn,
+        event_type="match.served",
+        aggregate_type="match",
+        aggregate_id=match_id,
+        city_id=page.city_id,
+        payload={
+            "match_id": str(match_id),
+            "customer_id": str(user_id),
+            "category": context.category,
+            "q": context.q,
+            "local_hour": customer.local_hour,
+            "model": scoring.model,
+            "model_version": scoring.model_version,
+            "degraded_reason": scoring.degraded_reason,
+            "impressions": impressions,
+        },
+        standalone=True,
+    )
     return page
 
 
