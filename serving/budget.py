@@ -50,6 +50,10 @@ class ScoringLane:
         Raises :class:`Saturated` without running it when every slot is taken, and
         :class:`TimeoutError` when the budget runs out first; exceptions of ``work`` propagate.
         """
+        if budget_s <= 0:
+            # no work can finish in no time; refusing here, rather than racing asyncio's zero
+            # timeout against a thread that may already have finished, makes the answer certain
+            raise TimeoutError("a zero latency budget")
         if not self._slots.acquire(blocking=False):
             raise Saturated(f"{self.max_in_flight} scoring calls in flight")
         try:

@@ -104,3 +104,15 @@ async def test_a_saturated_runtime_answers_the_heuristic_marked_shed_and_counts_
     gate.set()
     assert await busy == "late"
     await runtime.stop()
+
+
+async def test_a_zero_budget_answers_over_budget_without_running_the_work() -> None:
+    lane = ScoringLane(threads=1, max_in_flight=1)
+    ran = threading.Event()
+    try:
+        with pytest.raises(TimeoutError):
+            await lane.run(ran.set, 0.0)
+        assert await lane.run(lambda: "next", 10.0) == "next"  # the refused call held no slot
+    finally:
+        lane.close()
+    assert not ran.is_set()
