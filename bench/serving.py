@@ -16,7 +16,12 @@ merchants' snapshots, ids replaced) and ``customer_stats`` for every bench custo
    database (``NEARX_DATABASE_URL`` or the embedded server) holding the bench merchants,
    loaded with COPY. Load from wrk (``apt-get install -y wrk``; bench-only) at 32 connections,
    a Lua script cycling through query points and customers' bearer tokens; ``/healthz`` (one
-   ``SELECT 1``) on the same server, in the same run, is the anchor of throughput. Answers that
+   ``SELECT 1``) on the same server, in the same run, is the anchor of throughput. Two loads:
+   a closed loop (every connection asks again as soon as it has its answer: capacity, and the
+   throughput target), then the same 32 connections paced to offer 30 % of ``/healthz``'s
+   throughput, where the p99 target is read (in a closed loop at 32 connections every
+   endpoint queues: by Little's law its mean answer time is 32 / throughput, 10-30 ms even
+   for ``/healthz`` on this machine). Answers that
    degraded to the heuristic during the run are counted from the server's ``/metrics``. Two
    server starts: every champion (ranker, ETA, green), then the ranker alone (ETA heuristic),
    which separates what the ETA models cost from what ranking costs.
@@ -462,7 +467,11 @@ def _wait_ready(base: str, models: tuple[str, ...], timeout_s: float = 300.0) ->
 LUA = """
 local paths = {%(paths)s}
 local tokens = {%(tokens)s}
+local pause_ms = %(pause_ms)d
 local n = 0
+if pause_ms > 0 then
+  delay = function() return pause_ms end
+end
 request = function()
   n = n + 1
   return wrk.format("GET", paths[n %% #paths + 1], {["Authorization"] = tokens[n %% #tokens + 1]})
@@ -490,12 +499,23 @@ class Load:
         return self.requests / self.seconds
 
 
-def _wrk(base: str, paths: list[str], tokens: list[str], clients: int, seconds: int, script: Path) -> Load:
+def _wrk(
+    base: str,
+    paths: list[str],
+    tokens: list[str],
+    clients: int,
+    seconds: int,
+    script: Path,
+    pause_ms: int = 0,
+) -> Load:
+    """wrk at ``clients`` connections; each waits ``pause_ms`` after an answer before its next
+    request (0: as fast as the server answers, a closed loop that measures capacity)."""
     script.write_text(
         LUA
         % {
             "paths": ", ".join(f'"{p}"' for p in paths),
             "tokens": ", ".join(f'"{t}"' for t in tokens),
+            "pause_ms": pause_ms,
         }
     )
     command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base]
@@ -552,26 +572,40 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
         before = _counters(base)
         loaded = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script)
         after = _counters(base)
+        paced = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script, _pause_ms(health, single))
     degraded = _delta(before, after, "nearx_degraded")
     ranker_degraded = sum(v for k, v in degraded.items() if "scorer=match" in k)
     eta_degraded = sum(v for k, v in degraded.items() if "scorer=eta" in k)
     _log(f"{label}: degraded during the measured run {degraded}")
     _log(f"{label}: feature rows during the measured run {_delta(before, after, 'nearx_feature_lookups')}")
-    _log(f"{label}: match {loaded}, 1 client {single}, healthz {health}")
+    _log(f"{label}: match {loaded}, paced {paced}, 1 client {single}, healthz {health}")
     case = f"GET /v1/match, {len(city.merchant_ids):,} merchants, {label}"
     share = loaded.rps / health.rps
     return [
         Result(
             "serving",
             case,
-            f"p99 at {CLIENTS} clients",
-            loaded.p99_ms,
+            f"p99 at {CLIENTS} clients paced to {TARGET_THROUGHPUT_SHARE:.0%} of /healthz",
+            paced.p99_ms,
             "ms",
             f"/healthz at {CLIENTS} clients",
             health.p99_ms,
-            target=f"< {TARGET_MATCH_P99_MS:.0f} ms",
-            met=loaded.p99_ms < TARGET_MATCH_P99_MS and not loaded.non_2xx,
+            target=f"< {TARGET_MATCH_P99_MS:.0f} ms at >= {TARGET_THROUGHPUT_SHARE:.0%} of /healthz",
+            met=paced.p99_ms < TARGET_MATCH_P99_MS
+            and paced.rps >= TARGET_THROUGHPUT_SHARE * health.rps
+            and not paced.non_2xx,
         ),
+        Result(
+            "serving",
+            case,
+            f"throughput at {CLIENTS} clients paced to {TARGET_THROUGHPUT_SHARE:.0%} of /healthz",
+            paced.rps,
+            "req/s",
+            "/healthz",
+            health.rps,
+            lower_is_better=False,
+        ),
+        Result("serving", case, f"p99 at {CLIENTS} clients", loaded.p99_ms, "ms", "/healthz", health.p99_ms),
         Result("serving", case, f"p50 at {CLIENTS} clients", loaded.p50_ms, "ms", "/healthz", health.p50_ms),
         Result(
             "serving",
@@ -597,12 +631,21 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
             "serving",
             case,
             "errors + non-2xx",
-            float(loaded.errors + loaded.non_2xx + single.errors + single.non_2xx),
+            float(sum(load.errors + load.non_2xx for load in (loaded, paced, single))),
             "responses",
             target="0",
-            met=not (loaded.errors + loaded.non_2xx + single.errors + single.non_2xx),
+            met=not any(load.errors + load.non_2xx for load in (loaded, paced, single)),
         ),
     ]
+
+
+def _pause_ms(health: Load, single: Load) -> int:
+    """The think time that makes ``CLIENTS`` connections offer ``TARGET_THROUGHPUT_SHARE`` of
+    ``/healthz``'s throughput: each connection's cycle (answer + pause) is ``CLIENTS / rate``,
+    less the one-client median answer time. wrk has no fixed-rate mode, so the rate reached is
+    measured and reported rather than assumed."""
+    cycle_ms = 1000.0 * CLIENTS / (TARGET_THROUGHPUT_SHARE * health.rps)
+    return max(1, round(cycle_ms - single.p50_ms))
 
 
 def _champions(uri: str) -> tuple[str, ...]:
