@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import jwt
+import pytest
 
+from api.errors import Unauthenticated
 from api.security.principal import Principal, Role
 from api.security.tokens import TokenCodec
 from nearx.clock import utc_now
@@ -164,3 +167,15 @@ async def test_a_retired_key_still_verifies_during_rotation(tmp_path: Any) -> No
     token = TokenCodec(old).issue(_principal(), now=utc_now())
     assert TokenCodec(new).verify(token).roles == frozenset({Role.CUSTOMER})
     assert jwt.get_unverified_header(TokenCodec(new).issue(_principal(), now=utc_now()))["kid"] == "k2"
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(settings: Settings) -> None:
+    codec = TokenCodec(settings)
+    principal = _principal()
+    issued_at = utc_now() - codec.ttl + timedelta(seconds=1.5)
+    token = codec.issue(principal, now=issued_at)
+    assert codec.verify(token) == codec.verify(token) == principal
+    expires_at = int((issued_at + codec.ttl).timestamp())  # the ``exp`` claim
+    time.sleep(max(0.0, expires_at - time.time() + 0.05))
+    with pytest.raises(Unauthenticated, match="expired"):
+        codec.verify(token)
