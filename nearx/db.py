@@ -12,9 +12,11 @@ import time
 import weakref
 from typing import Any, TypeAlias
 
+import msgspec
 from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 Connection: TypeAlias = AsyncConnection[DictRow]
@@ -52,6 +54,14 @@ class RecentUseCheck:
             await AsyncConnectionPool.check_connection(conn)
 
 
+async def use_msgspec_json(conn: Connection) -> None:
+    """JSON parameters and columns through msgspec instead of the stdlib ``json``: several
+    times faster on the event payloads every write carries, and it encodes UUIDs and
+    datetimes itself."""
+    set_json_dumps(msgspec.json.encode, conn)
+    set_json_loads(msgspec.json.decode, conn)
+
+
 def create_pool(
     url: str, *, min_size: int, max_size: int, timeout_s: float, recent_s: float = RECENTLY_USED_S
 ) -> Pool:
@@ -66,6 +76,7 @@ def create_pool(
         open=False,
         kwargs=kwargs,
         connection_class=AsyncConnection[DictRow],
+        configure=use_msgspec_json,
         check=check.check,
         reset=check.returned,
         name="nearx",

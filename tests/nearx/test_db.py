@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from nearx.db import RecentUseCheck, create_pool
 
@@ -43,3 +47,11 @@ async def test_a_connection_never_returned_is_checked(db_url: str) -> None:
         await _terminate(db_url, conn.info.backend_pid)
         with pytest.raises(psycopg.OperationalError):
             await check.check(conn)
+
+
+async def test_pooled_connections_read_and_write_json_through_msgspec(db_url: str) -> None:
+    pool = create_pool(db_url, min_size=1, max_size=1, timeout_s=10.0)
+    async with pool, pool.connection() as conn:
+        payload = {"id": uuid.UUID(int=7), "at": datetime(2026, 12, 1, tzinfo=UTC), "n": [1, 2.5, None]}
+        row = await (await conn.execute("SELECT %s::jsonb AS doc", (Jsonb(payload),))).fetchone()
+    assert row == {"doc": {"id": str(uuid.UUID(int=7)), "at": "2026-12-01T00:00:00Z", "n": [1, 2.5, None]}}
