@@ -109,6 +109,9 @@ class Settings:
     scoring_budget_ms: float = 50.0
     """Latency budget of one scoring call (match, ETA, fraud); past it the request is answered by the
     documented heuristic and marked ``over_budget``."""
+    native_trees: bool = True
+    """Served LightGBM forests run as native code, compiled in a child process when a version loads
+    (its booster scores until then) and cached under ``home/compiled``; false keeps LightGBM."""
     support_email: str = "support@nearx.local"
     """Where SOS and delivery-problem alerts go (through the notifications sender)."""
     routing: Literal["haversine", "graph"] = "haversine"
