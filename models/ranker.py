@@ -9,7 +9,7 @@ rated first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import polars as pl
 from mlflow.pyfunc.model import PythonModel
 
 from models.frames import FeatureMatrix, FloatArray, TimeSplit, as_floats
+from models.native_trees import TreeScorer
 
 GROUP = "session_id"
 LABEL = "relevance"
@@ -70,13 +71,26 @@ def with_personalisation(frame: pl.DataFrame) -> pl.DataFrame:
 class RankerModel(PythonModel):
     """pyfunc: one row per candidate (customer features repeated), ``score`` out (higher first).
 
-    Serving calls :meth:`predict_columns` (column arrays in, the booster on a float matrix):
+    Serving calls :meth:`predict_columns` (column arrays in, the trees on a float matrix):
     for 200 candidates that is the trees' cost, where the pandas path pays ten times it.
+    The trees answer through :attr:`trees`, which serving may compile to native code
+    (:mod:`models.native_trees`); it is rebuilt on unpickling, never saved with the model.
     """
 
     def __init__(self, matrix: FeatureMatrix, ranker: lgb.LGBMRanker) -> None:
         self.matrix = matrix
         self.ranker = ranker
+        self.trees = TreeScorer(ranker.booster_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name != "trees"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.trees = TreeScorer(self.ranker.booster_)
+
+    def tree_scorers(self) -> Sequence[TreeScorer]:
+        return (self.trees,)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -86,7 +100,7 @@ class RankerModel(PythonModel):
     def predict_columns(self, columns: Mapping[str, Any]) -> dict[str, FloatArray]:
         """``{"score": ...}`` for rows given as one array (or Series) per input column."""
         matrix = self.matrix.to_numpy({**columns, **personalisation(columns)})
-        return {"score": np.asarray(self.ranker.booster_.predict(matrix, num_threads=1), dtype=np.float64)}
+        return {"score": self.trees.predict(matrix)}
 
 
 def session_metrics(frame: pl.DataFrame, score: str, k: int = 10) -> dict[str, float]:

@@ -169,7 +169,7 @@ class MatchScorer:
     ) -> FloatArray:
         n = len(candidates)
         columns: dict[str, FloatArray] = {**features, **_request_columns(candidates, customer, features)}
-        scores: FloatArray = model.predict(columns)["score"].to_numpy(dtype=np.float64)
+        scores = np.asarray(model.predict_columns(columns)["score"], dtype=np.float64)  # no frames
         if scores.shape != (n,):
             raise ValueError(f"the ranker returned {scores.shape} scores for {n} candidates")
         return scores

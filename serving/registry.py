@@ -12,6 +12,9 @@ Why it is shaped like this:
   fails to resolve, load or check leaves the last good model in place and is counted.
 - Before the swap, the new version makes one throwaway prediction (:func:`warm_up`): LightGBM
   and the pyfunc pay their first-call costs (10-50 ms) in the poller, not in a request's budget.
+- With a :class:`~models.native_trees.TreeCompiler`, a version's LightGBM forests (a booster, or
+  a :class:`~models.native_trees.HasTrees` Python model's) run as native code: loaded from the
+  compile cache before the swap, or compiled in a child process and swapped in when ready.
 - Nothing is created on the way: a missing SQLite registry is "unavailable", not a new
   empty store, so an API without trained models starts in milliseconds and serves fallbacks.
 """
@@ -31,6 +34,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
+from models.native_trees import HasTrees, TreeCompiler, TreeScorer
 from nearx.clock import utc_now
 from serving import metrics
 
@@ -80,6 +84,8 @@ class LoadedModel:
     feature_service: str | None
     pyfunc: Any
     loaded_at: datetime
+    trees: tuple[TreeScorer, ...] = ()
+    """The forests it scores through (native code once compiled); a booster's is its one scorer."""
 
     def predict(self, frame: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
         """Predictions as a frame: the model's named outputs, or one ``score`` column.
@@ -96,7 +102,7 @@ class LoadedModel:
         python_model = getattr(impl, "python_model", None)
         if booster is not None and type(booster).__name__ == "Booster":
             matrix = np.column_stack([np.asarray(frame[name], dtype=np.float64) for name in self.inputs])
-            raw: Any = booster.predict(matrix, num_threads=1)
+            raw: Any = self.trees[0].predict(matrix) if self.trees else booster.predict(matrix, num_threads=1)
         elif isinstance(python_model, ColumnarModel):
             return pd.DataFrame(python_model.predict_columns({name: frame[name] for name in self.inputs}))
         else:
@@ -192,6 +198,16 @@ class MlflowSource:
         return mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
 
 
+def tree_scorers(pyfunc: Any) -> tuple[TreeScorer, ...]:
+    """The forests a loaded pyfunc scores through: a LightGBM booster's own, or a Python model's."""
+    impl = getattr(pyfunc, "_model_impl", None)
+    booster = getattr(impl, "lgb_model", None)
+    if booster is not None and type(booster).__name__ == "Booster":
+        return (TreeScorer(booster),)
+    python_model = getattr(impl, "python_model", None)
+    return tuple(python_model.tree_scorers()) if isinstance(python_model, HasTrees) else ()
+
+
 def _constant(spec: ModelSpec) -> Callable[[], ModelSpec]:
     return lambda: spec
 
@@ -233,10 +249,13 @@ class ModelRegistry:
         specs: Sequence[ModelSpec] | Mapping[str, Callable[[], ModelSpec]],
         *,
         alias: str = CHAMPION,
+        compiler: TreeCompiler | None = None,
     ) -> None:
         """``specs`` may be given lazily (name → factory): building one can import Feast, which
-        takes seconds, and is only needed once a version is there to check."""
+        takes seconds, and is only needed once a version is there to check. Without a
+        ``compiler`` the forests run in LightGBM."""
         self.source = source
+        self.compiler = compiler
         self._spec_factories: dict[str, Callable[[], ModelSpec]] = (
             dict(specs) if isinstance(specs, Mapping) else {s.name: _constant(s) for s in specs}
         )
@@ -292,13 +311,23 @@ class ModelRegistry:
             feature_service=ref.tags.get("feature_service"),
             pyfunc=pyfunc,
             loaded_at=utc_now(),
+            trees=tree_scorers(pyfunc),
         )
+        if self.compiler is not None:
+            for scorer in loaded.trees:
+                outcome = self.compiler.accelerate(scorer)
+                log.info("%s version %s: native trees %s", spec.name, ref.version, outcome)
         warm_up(loaded)
         self._models = {**self._models, spec.name: loaded}  # one assignment: the swap
         self.status[spec.name].version = ref.version
         metrics.MODEL_SWAPS.labels(spec.name).inc()
         metrics.MODEL_VERSION.labels(spec.name).set(float(ref.version) if ref.version.isdigit() else 0.0)
         log.info("serving %s version %s", spec.name, ref.version)
+
+    def close(self) -> None:
+        """Stop the compiles still running (their versions keep scoring in LightGBM)."""
+        if self.compiler is not None:
+            self.compiler.close()
 
     async def poll(self, interval_s: float) -> None:
         """Refresh now and then every ``interval_s`` until cancelled (the runtime's background task)."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models.native_trees import TreeCompiler
 from nearx.routing import HaversineRouting, RoutingProvider, routing_provider
 from nearx.settings import Settings
 from serving import eta, fraud, match, metrics
@@ -206,6 +207,7 @@ class ScoringRuntime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.lane.close()
+        self.registry.close()
 
     async def within_budget(self, work: Callable[[], T], fallback: Callable[[str], T], scorer: str) -> T:
         """``work()`` on the scoring lane if it finishes within the budget, else ``fallback(reason)``:
@@ -257,7 +259,11 @@ def build_runtime(
     freshness_s: float = DEFAULT_FRESHNESS_S,
 ) -> ScoringRuntime:
     """The runtime of ``settings`` (its budget is ``NEARX_SCORING_BUDGET_MS`` unless given)."""
-    registry = ModelRegistry(source or MlflowSource(tracking_uri(settings)), default_specs())
+    registry = ModelRegistry(
+        source or MlflowSource(tracking_uri(settings)),
+        default_specs(),
+        compiler=TreeCompiler(compiled_dir(settings)) if settings.native_trees else None,
+    )
     return ScoringRuntime(
         registry=registry,
         open_store=open_store or feast_opener(settings),
@@ -267,6 +273,11 @@ def build_runtime(
         budget_s=settings.scoring_budget_ms / 1000 if budget_s is None else budget_s,
         poll_interval_s=poll_interval_s,
     )
+
+
+def compiled_dir(settings: Settings) -> Path:
+    """Where served forests' native code is cached (:mod:`models.native_trees`), one file per model."""
+    return settings.home / "compiled"
 
 
 def feast_registry_path(settings: Settings) -> Path:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -13,8 +15,9 @@ import numpy as np
 import pytest
 
 from models import ranker
+from models.native_trees import TreeCompiler
 from models.tracking import Gate, log_training, tracking_uri
-from nearx.settings import load_settings
+from nearx.settings import Settings, load_settings
 from serving import metrics
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec
 from tests.serving.conftest import RankerStore, TrainedCity
@@ -154,12 +157,27 @@ def test_loading_writes_nothing_to_the_working_directory(trained_city: TrainedCi
     assert list(tmp_path.iterdir()) == []  # no ./mlflow.db from MLflow's default tracking store
 
 
-def test_a_registered_ranker_pyfunc_scores_columns_like_its_old_wrapper(tmp_path: Path) -> None:
-    """``models.ranker.RankerModel`` logged as the pipelines log it: the served fast path (column
-    arrays, no pandas) gives the scores of the pandas → Polars → pandas wrapper it replaced."""
-    features = [*ranker.ROW_FEATURES, "customer_eco_share", "customer_price_level_mean", "merchant_category"]
+RANKER_PYFUNC_FEATURES = [
+    *ranker.ROW_FEATURES,
+    "customer_eco_share",
+    "customer_price_level_mean",
+    "merchant_category",
+]
+RANKER_PYFUNC_SPEC = ModelSpec("ranker-pyfunc", frozenset(RANKER_PYFUNC_FEATURES), ("score",))
+
+
+@dataclass(frozen=True)
+class LoggedRanker:
+    settings: Settings
+    trained: ranker.RankerResult
+
+
+@pytest.fixture(scope="module")
+def logged_ranker(tmp_path_factory: pytest.TempPathFactory) -> LoggedRanker:
+    """``models.ranker.RankerModel`` logged and registered as the pipelines do it."""
+    features = RANKER_PYFUNC_FEATURES
     trained = ranker.train_ranker(ranker_split(), features)
-    settings = load_settings({"NEARX_HOME": str(tmp_path / "home")})
+    settings = load_settings({"NEARX_HOME": str(tmp_path_factory.mktemp("ranker-pyfunc") / "home")})
     log_training(
         settings,
         name="ranker-pyfunc",
@@ -171,15 +189,47 @@ def test_a_registered_ranker_pyfunc_scores_columns_like_its_old_wrapper(tmp_path
         tags={},
         figures={},
     )
-    registry = ModelRegistry(
-        MlflowSource(tracking_uri(settings)), [ModelSpec("ranker-pyfunc", frozenset(features), ("score",))]
-    )
+    return LoggedRanker(settings, trained)
+
+
+def test_a_registered_ranker_pyfunc_scores_columns_like_its_old_wrapper(logged_ranker: LoggedRanker) -> None:
+    """The served fast path (column arrays, no pandas) gives the scores of the pandas → Polars →
+    pandas wrapper it replaced."""
+    trained = logged_ranker.trained
+    registry = ModelRegistry(MlflowSource(tracking_uri(logged_ranker.settings)), [RANKER_PYFUNC_SPEC])
     registry.refresh()
     model = registry.get("ranker-pyfunc")
     assert model is not None, registry.status["ranker-pyfunc"].last_error
-    assert set(model.inputs) == set(features)
-    model_input = trained.test.select(features).to_pandas()
+    assert set(model.inputs) == set(RANKER_PYFUNC_FEATURES)
+    model_input = trained.test.select(RANKER_PYFUNC_FEATURES).to_pandas()
     columns = {name: model_input[name].to_numpy() for name in model.inputs}
     expected = wrapper_before_the_fast_path(trained.model, model_input)
     np.testing.assert_allclose(model.predict(columns)["score"], expected, rtol=1e-12)
     np.testing.assert_allclose(model.pyfunc.predict(model_input)["score"], expected, rtol=1e-12)
+
+
+def test_a_compiler_serves_the_ranker_from_native_code_and_a_restart_reuses_it(
+    logged_ranker: LoggedRanker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ranker's forest compiled at load (waited for here), with the scores of its booster on
+    the holdout rows (missing values, a categorical); a second registry (a restart) loads the
+    cached code instead of compiling."""
+    trained = logged_ranker.trained
+    model_input = trained.test.select(RANKER_PYFUNC_FEATURES).to_pandas()
+    expected = wrapper_before_the_fast_path(trained.model, model_input)
+    caplog.set_level(logging.INFO, logger="serving.registry")
+    for outcome in ("compiled", "cached"):  # the first start, then a restart
+        caplog.clear()
+        compiler = TreeCompiler(tmp_path / "compiled", background=False)
+        registry = ModelRegistry(
+            MlflowSource(tracking_uri(logged_ranker.settings)), [RANKER_PYFUNC_SPEC], compiler=compiler
+        )
+        registry.refresh()
+        model = registry.get("ranker-pyfunc")
+        assert model is not None, registry.status["ranker-pyfunc"].last_error
+        assert [scorer.native for scorer in model.trees] == [True]
+        columns = {name: model_input[name].to_numpy() for name in model.inputs}
+        np.testing.assert_allclose(model.predict_columns(columns)["score"], expected, rtol=1e-9)
+        assert f"native trees {outcome}" in caplog.text
+        assert len(list((tmp_path / "compiled").glob("*.o"))) == 1
+        registry.close()
