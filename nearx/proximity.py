@@ -62,7 +62,7 @@ import numpy.typing as npt
 from h3 import H3BaseException
 
 from nearx import proximity_loops as loops
-from nearx.geo import EARTH_RADIUS_M, validate_coordinates
+from nearx.geo import validate_coordinates
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -116,14 +116,13 @@ def chord2_to_m(chord2: npt.ArrayLike) -> FloatArray:
     great-circle distances and convert to the haversine distance of
     :func:`nearx.geo.haversine_m` (same sphere, same radius).
     """
-    half_chord = np.sqrt(np.asarray(chord2, dtype=np.float64)) * 0.5
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(half_chord, 1.0)), dtype=np.float64)
+    values = np.asarray(chord2, dtype=np.float64)
+    return loops.chord2_to_m(np.ascontiguousarray(values.reshape(-1))).reshape(values.shape)
 
 
 def m_to_chord2(metres: float) -> float:
-    """Inverse of :func:`chord2_to_m` for one distance (thresholds: R, the ring bound)."""
-    angle = min(metres / EARTH_RADIUS_M, math.pi)
-    return (2.0 * math.sin(angle * 0.5)) ** 2
+    """Inverse of :func:`chord2_to_m` for one distance (thresholds: R, the stacking radius)."""
+    return float(loops.m_to_chord2(metres))
 
 
 def nearest_brute_force(
@@ -132,10 +131,10 @@ def nearest_brute_force(
     """The exhaustive answer (every distance computed): the oracle in tests and the baseline in bench/.
 
     Independent of the index's code except for the arithmetic of a distance,
-    which is written out in the same order as :func:`nearx.proximity_loops.scan`.
+    which is written out in the same order as in :mod:`nearx.proximity_loops`.
     """
     _validate_query(lat, lng, n, radius_m)
-    diff = unit_vectors(lats, lngs) - np.array(_unit_tuple(lat, lng))
+    diff = unit_vectors(lats, lngs) - np.array(loops.unit(lat, lng))
     chord2 = diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1] + diff[:, 2] * diff[:, 2]
     positions = np.flatnonzero(chord2 <= m_to_chord2(radius_m))
     best = positions[np.lexsort((positions, chord2[positions]))[:n]]
@@ -203,63 +202,66 @@ class ProximityIndex:
         return [self._nearest(lat, lng, n, radius_m) for lat, lng in points]
 
     def _nearest(self, lat: float, lng: float, n: int, radius_m: float) -> Neighbours:
-        """The ring walk of the module docstring: a handful of compiled calls per ring."""
+        """The ring walk of the module docstring: two compiled calls, plus one per extra ring."""
         if n == 0 or not len(self):
-            return self._answer(_EMPTY_INT, _EMPTY_FLOAT, 0)
-        query_xyz = _unit_tuple(lat, lng)
-        query = np.array(query_xyz)
-        radius_c2 = m_to_chord2(radius_m)
+            return Neighbours(positions=_EMPTY_INT, ids=self._ids[:0], distances_m=_EMPTY_FLOAT)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
-        plan_res, plan_rings = self._plans(np.array([finest], dtype=np.uint64), n, radius_m)
-        res, k = int(plan_res[0]), int(plan_rings[0])
+        res, k = self._plan(finest, n, radius_m)
         digit_keep, sixes = _DESCENDANT_MASKS[res]
         origin = h3i.cell_to_parent(finest, res)
+        query = loops.unit(lat, lng)
         cells = _disk(origin, k)
         positions, chord2 = _EMPTY_INT, _EMPTY_FLOAT
         while True:
-            unseen_at_least = _ring_lower_bound_m(query_xyz, origin, k + 1)
-            sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
-            more, more_c2, sure = loops.scan(
-                self._cells, self._xyz, cells, digit_keep, sixes, _FINEST_RES_BITS, query, radius_c2, sure_c2
+            done, first, second, third = loops.step(
+                self._cells,
+                self._xyz,
+                self._order,
+                cells,
+                digit_keep,
+                sixes,
+                _FINEST_RES_BITS,
+                query,
+                radius_m,
+                _ring_reach(origin, k + 1),
+                _BOUND_MARGIN_M,
+                n,
+                positions,
+                chord2,
             )
-            if positions.size:  # a later ring: the bound moved out, so recount the earlier candidates
-                sure += int(np.count_nonzero(chord2 < sure_c2))
-                positions, chord2 = np.concatenate((positions, more)), np.concatenate((chord2, more_c2))
-            else:
-                positions, chord2 = more, more_c2
-            if unseen_at_least > radius_m or sure >= n:
-                return self._answer(positions, chord2, n)
+            if done:
+                return Neighbours(positions=first, ids=self._ids[second], distances_m=third)
+            positions, chord2 = first, third
             k += 1
             cells = _ring(origin, k)
 
-    def _answer(self, positions: IntArray, chord2: FloatArray, n: int) -> Neighbours:
-        """The n best candidates by (distance, input position), as a :class:`Neighbours`."""
-        inputs, best, best_c2 = loops.top_n(positions, chord2, n, self._order)
-        return Neighbours(positions=inputs, ids=self._ids[best], distances_m=chord2_to_m(best_c2))
+    def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
+        """Resolution and first disk size; a speed heuristic only (exactness never depends on it).
 
-    def _plans(self, finest: npt.NDArray[np.uint64], n: int, radius_m: float) -> tuple[IntArray, IntArray]:
-        """Resolution and first disk size per query; a speed heuristic only (exactness never depends on it).
-
-        Counts the points in every ancestor of each query's finest cell (two
-        binary searches each) and takes the finest ancestor holding at least
-        ``n``: its n-th point lies within about one edge length, which a 3-ring
-        disk one resolution finer usually covers in a single pass. Local counts,
-        not a city-wide density, so dense hubs and empty suburbs both stay cheap.
-        When a query's surroundings are sparse for ``R``, cover ``R`` directly instead.
+        Counts the points in every ancestor of the query's finest cell (two
+        binary searches each) and starts from the finest ancestor holding at
+        least ``n`` and its neighbours (a 1-ring disk): the n-th point usually
+        lies within it, so one pass settles most queries. The coarsest such cell
+        also means few distinct origins, so their cached disks and ring bounds
+        are reused (a finer origin with a 3-ring disk scanned fewer points but
+        missed those caches on half the queries, and was 1.5-2x slower).
+        Local counts, not a city-wide density, so dense hubs and empty suburbs
+        both stay cheap. When the surroundings are sparse for ``R``, cover ``R``
+        directly instead.
         """
         resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
         covering = next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
-        return loops.plans(
+        res, rings = loops.plan(
             self._cells,
             finest,
             _ANCESTOR_KEEP,
             _ANCESTOR_SIXES,
             n,
             COARSEST_RESOLUTION,
-            FINEST_RESOLUTION,
             covering,
             RINGS_TO_COVER_RADIUS,
         )
+        return res, rings
 
 
 def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
@@ -295,14 +297,8 @@ def _cell_geometry(cell: int) -> tuple[float, float, float, float]:
     """
     lat, lng = h3i.cell_to_latlng(cell)
     boundary = np.array(h3i.cell_to_boundary(cell), dtype=np.float64)
-    geometry: tuple[float, float, float, float] = loops.cell_geometry(lat, lng, boundary, EARTH_RADIUS_M)
+    geometry: tuple[float, float, float, float] = loops.cell_geometry(lat, lng, boundary)
     return geometry
-
-
-def _unit_tuple(lat: float, lng: float) -> tuple[float, float, float]:
-    lat_r, lng_r = math.radians(lat), math.radians(lng)
-    cos_lat = math.cos(lat_r)
-    return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -317,14 +313,7 @@ def _ring_reach(origin: int, k: int) -> tuple[float, float, float, float]:
     """
     ox, oy, oz, _ = _cell_geometry(origin)
     ring = np.array([_cell_geometry(cell) for cell in _ring(origin, k).tolist()], dtype=np.float64)
-    return ox, oy, oz, loops.ring_reach(ring, ox, oy, oz, EARTH_RADIUS_M)
-
-
-def _ring_lower_bound_m(query: tuple[float, float, float], origin: int, k: int) -> float:
-    """No point beyond ring ``k - 1`` of ``origin`` is closer to ``query`` than this (metres)."""
-    ox, oy, oz, reach = _ring_reach(origin, k)
-    chord = math.sqrt((query[0] - ox) ** 2 + (query[1] - oy) ** 2 + (query[2] - oz) ** 2)
-    return reach - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - _BOUND_MARGIN_M
+    return ox, oy, oz, loops.ring_reach(ring, ox, oy, oz)
 
 
 def _descendant_masks(res: int) -> tuple[np.uint64, np.uint64]:

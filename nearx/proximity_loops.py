@@ -1,15 +1,21 @@
 """The inner loops of :mod:`nearx.proximity`, compiled with numba.
 
 A query's work is small (a few dozen cells, a few hundred points), so in NumPy
-it was dominated by the fixed cost of ~40 small array calls (~50 µs a query).
-Here each step (plan, scan of a set of cells, top N) is one compiled call that
-loops over plain arrays. The arithmetic that decides an answer is spelled out
-in the same order as the NumPy oracle (:func:`nearx.proximity.nearest_brute_force`),
-so distances agree bit for bit.
+it was dominated by the fixed cost of ~40 small array calls (~50 µs a query on
+a quiet machine, several times that when the caches are cold, e.g. between
+database calls). Here a query is two compiled calls: :func:`plan`, then
+:func:`step` (scan the cells, test the stopping rule, pick the top N), with
+H3 (disks, rings, cell geometry) in between in h3-py, cached per cell.
+
+The distance arithmetic is written out once, here, and the brute-force oracle
+(:func:`nearx.proximity.nearest_brute_force`) uses the same order of operations
+and the same :func:`chord2_to_m`, so their distances agree bit for bit.
 
 Signatures are explicit, so each function is compiled once, for these types
 only, when this module is imported; ``cache=True`` stores the machine code next
-to the module, so later imports load it in milliseconds instead of compiling.
+to the module, so later imports load it instead of compiling (about 8 s the
+first time on this machine). Numba bakes module-level constants such as
+``EARTH_RADIUS_M`` into the machine code; that one is a constant of nature here.
 """
 
 from __future__ import annotations
@@ -20,66 +26,79 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from nearx.geo import EARTH_RADIUS_M
+
 UIntArray = npt.NDArray[np.uint64]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+Geometry = tuple[float, float, float, float]
 
 
-@njit("Tuple((i8[:], i8[:]))(u8[::1], u8[::1], u8[::1], u8[::1], i8, i8, i8, i8, i8)", cache=True)
-def plans(
+@njit("f8[::1](f8[::1])", cache=True)
+def chord2_to_m(chord2: FloatArray) -> FloatArray:
+    """Great-circle metres from squared chords on the unit sphere."""
+    metres = np.empty_like(chord2)
+    for i in range(chord2.size):
+        metres[i] = 2.0 * EARTH_RADIUS_M * math.asin(min(math.sqrt(chord2[i]) * 0.5, 1.0))
+    return metres
+
+
+@njit("f8(f8)", cache=True)
+def m_to_chord2(metres: float) -> float:
+    """Inverse of :func:`chord2_to_m` for one distance."""
+    angle = min(metres / EARTH_RADIUS_M, math.pi)
+    return (2.0 * math.sin(angle * 0.5)) ** 2
+
+
+@njit("UniTuple(i8, 2)(u8[::1], u8, u8[::1], u8[::1], i8, i8, i8, i8)", cache=True)
+def plan(
     sorted_cells: UIntArray,
-    finest: UIntArray,
+    finest: int,
     ancestor_keep: UIntArray,
     ancestor_sixes: UIntArray,
     n: int,
     coarsest: int,
-    finest_res: int,
     covering: int,
     covering_rings: int,
-) -> tuple[IntArray, IntArray]:
-    """Resolution and first disk size per query (see ``ProximityIndex._plans`` for the why).
+) -> tuple[int, int]:
+    """Resolution and first disk size for a query in cell ``finest`` (see ``ProximityIndex._plan`` for why).
 
     ``ancestor_keep[j]`` / ``ancestor_sixes[j]`` turn a finest cell into the first /
     last finest descendant of its ancestor at resolution ``coarsest + j``.
     """
-    res = np.empty(finest.size, dtype=np.int64)
-    rings = np.empty(finest.size, dtype=np.int64)
-    for q in range(finest.size):
-        dense = coarsest - 1  # the finest resolution whose ancestor holds >= n points
-        for j in range(ancestor_keep.size):  # counts shrink as the resolution grows
-            first = finest[q] & ancestor_keep[j]
-            lo = np.searchsorted(sorted_cells, first, side="left")
-            hi = np.searchsorted(sorted_cells, first | ancestor_sixes[j], side="right")
-            if hi - lo < n:
-                break
-            dense = coarsest + j
-        if dense < covering:
-            res[q], rings[q] = covering, covering_rings
-        else:
-            res[q] = min(dense + 1, finest_res)
-            rings[q] = 3 if dense < finest_res else 2
-    return res, rings
+    dense = coarsest - 1  # the finest resolution whose ancestor holds >= n points
+    for j in range(ancestor_keep.size):  # counts shrink as the resolution grows
+        first = finest & ancestor_keep[j]
+        lo = np.searchsorted(sorted_cells, first, side="left")
+        hi = np.searchsorted(sorted_cells, first | ancestor_sixes[j], side="right")
+        if hi - lo < n:
+            break
+        dense = coarsest + j
+    if dense < covering:
+        return covering, covering_rings
+    return dense, 1
 
 
-@njit(
-    "Tuple((i8[:], f8[:], i8))(u8[::1], f8[:, ::1], u8[::1], u8, u8, u8, f8[::1], f8, f8)",
-    cache=True,
-)
-def scan(
+@njit("f8(f8, f8, f8, f8, f8, f8)", cache=True, inline="always")
+def _chord2(x: float, y: float, z: float, qx: float, qy: float, qz: float) -> float:
+    """Squared chord from coordinate differences (full relative precision at metre scale)."""
+    dx, dy, dz = x - qx, y - qy, z - qz
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True)
+def _scan(
     sorted_cells: UIntArray,
     xyz: FloatArray,
     cells: UIntArray,
     digit_keep: np.uint64,
     sixes: np.uint64,
     finest_bits: np.uint64,
-    query: FloatArray,
+    query: tuple[float, float, float],
     radius_c2: float,
-    sure_c2: float,
-) -> tuple[IntArray, FloatArray, int]:
-    """The points of ``cells`` (all at one resolution) within ``radius_c2`` of ``query``.
+) -> tuple[IntArray, FloatArray]:
+    """Positions and squared chords of the points of ``cells`` (one resolution) within ``radius_c2``.
 
-    Returns their positions in the sorted arrays, their squared chords, and how
-    many of them lie strictly closer than ``sure_c2`` (the stopping test's count).
     A cell's descendants are one run of ``sorted_cells``: from ``(cell & digit_keep) |
     finest_bits`` to that ``| sixes``.
     """
@@ -94,25 +113,19 @@ def scan(
     positions = np.empty(total, dtype=np.int64)
     chord2 = np.empty(total, dtype=np.float64)
     found = 0
-    sure = 0
-    qx, qy, qz = query[0], query[1], query[2]
+    qx, qy, qz = query
     for i in range(cells.size):
         for p in range(lo[i], hi[i]):
-            dx = xyz[p, 0] - qx
-            dy = xyz[p, 1] - qy
-            dz = xyz[p, 2] - qz
-            c2 = dx * dx + dy * dy + dz * dz
+            c2 = _chord2(xyz[p, 0], xyz[p, 1], xyz[p, 2], qx, qy, qz)
             if c2 <= radius_c2:
                 positions[found] = p
                 chord2[found] = c2
                 found += 1
-                if c2 < sure_c2:
-                    sure += 1
-    return positions[:found], chord2[:found], sure
+    return positions[:found], chord2[:found]
 
 
-@njit("Tuple((i8[:], i8[:], f8[:]))(i8[::1], f8[::1], i8, i8[::1])", cache=True)
-def top_n(
+@njit(cache=True)
+def _top_n(
     positions: IntArray, chord2: FloatArray, n: int, order: IntArray
 ) -> tuple[IntArray, IntArray, FloatArray]:
     """The ``n`` best candidates by ``(chord2, input position)``; ``order`` maps positions to input positions.
@@ -128,8 +141,54 @@ def top_n(
     return inputs[best], positions[best], chord2[best]
 
 
-@njit("f8(f8[:, ::1], f8, f8, f8, f8)", cache=True)
-def ring_reach(ring: FloatArray, ox: float, oy: float, oz: float, earth_radius_m: float) -> float:
+@njit(
+    "Tuple((b1, i8[::1], i8[::1], f8[::1]))(u8[::1], f8[:, ::1], i8[::1], u8[::1], u8, u8, u8, "
+    "UniTuple(f8, 3), f8, UniTuple(f8, 4), f8, i8, i8[::1], f8[::1])",
+    cache=True,
+)
+def step(
+    sorted_cells: UIntArray,
+    xyz: FloatArray,
+    order: IntArray,
+    cells: UIntArray,
+    digit_keep: np.uint64,
+    sixes: np.uint64,
+    finest_bits: np.uint64,
+    query: tuple[float, float, float],
+    radius_m: float,
+    reach: Geometry,
+    margin_m: float,
+    n: int,
+    seen_positions: IntArray,
+    seen_chord2: FloatArray,
+) -> tuple[bool, IntArray, IntArray, FloatArray]:
+    """One ring of the walk: add the points of ``cells`` within ``radius_m``, then stop or go on.
+
+    ``reach`` is ``_ring_reach`` of the ring just outside: the origin's centre and
+    ``B``, so the unseen points are at least ``B - d(query, centre) - margin_m``
+    away. Stopping (module docstring of :mod:`nearx.proximity`) returns ``(True,
+    input positions, sorted-array positions, metres)`` of the ``n`` best; going
+    on returns ``(False, positions, positions, squared chords)`` of every
+    candidate so far, to pass back with the next ring's cells.
+    """
+    qx, qy, qz = query
+    ox, oy, oz, outside = reach
+    chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
+    unseen_at_least = outside - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - margin_m
+    sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
+    positions, chord2 = _scan(
+        sorted_cells, xyz, cells, digit_keep, sixes, finest_bits, query, m_to_chord2(radius_m)
+    )
+    positions = np.concatenate((seen_positions, positions))
+    chord2 = np.concatenate((seen_chord2, chord2))
+    if unseen_at_least > radius_m or np.count_nonzero(chord2 < sure_c2) >= n:
+        inputs, best, best_c2 = _top_n(positions, chord2, n, order)
+        return True, inputs, best, chord2_to_m(best_c2)
+    return False, positions, positions, chord2
+
+
+@njit("f8(f8[:, ::1], f8, f8, f8)", cache=True)
+def ring_reach(ring: FloatArray, ox: float, oy: float, oz: float) -> float:
     """The least ``d(origin centre, c centre) - rad(c)`` in metres over ring cells ``c``.
 
     ``ring`` holds one row per cell: its centre's unit vector and its circumradius in metres.
@@ -137,28 +196,27 @@ def ring_reach(ring: FloatArray, ox: float, oy: float, oz: float, earth_radius_m
     reach = math.inf
     for i in range(ring.shape[0]):
         chord = math.sqrt((ring[i, 0] - ox) ** 2 + (ring[i, 1] - oy) ** 2 + (ring[i, 2] - oz) ** 2)
-        reach = min(reach, 2.0 * earth_radius_m * math.asin(min(1.0, chord * 0.5)) - ring[i, 3])
+        reach = min(reach, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - ring[i, 3])
     return reach
 
 
 @njit("UniTuple(f8, 3)(f8, f8)", cache=True)
-def _unit(lat: float, lng: float) -> tuple[float, float, float]:
+def unit(lat: float, lng: float) -> tuple[float, float, float]:
+    """A point as a 3-D unit vector (degrees in)."""
     lat_r, lng_r = math.radians(lat), math.radians(lng)
     cos_lat = math.cos(lat_r)
     return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
 
 
-@njit("UniTuple(f8, 4)(f8, f8, f8[:, ::1], f8)", cache=True)
-def cell_geometry(
-    lat: float, lng: float, boundary: FloatArray, earth_radius_m: float
-) -> tuple[float, float, float, float]:
+@njit("UniTuple(f8, 4)(f8, f8, f8[:, ::1])", cache=True)
+def cell_geometry(lat: float, lng: float, boundary: FloatArray) -> Geometry:
     """A cell's centre as a unit vector and its circumradius in metres (its farthest boundary vertex).
 
     ``(lat, lng)`` is the centre and ``boundary`` the vertices, ``(m, 2)``, in degrees.
     """
-    cx, cy, cz = _unit(lat, lng)
+    cx, cy, cz = unit(lat, lng)
     farthest2 = 0.0
     for i in range(boundary.shape[0]):
-        vx, vy, vz = _unit(boundary[i, 0], boundary[i, 1])
+        vx, vy, vz = unit(boundary[i, 0], boundary[i, 1])
         farthest2 = max(farthest2, (vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
-    return cx, cy, cz, 2.0 * earth_radius_m * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))
+    return cx, cy, cz, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))

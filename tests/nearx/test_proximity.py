@@ -95,10 +95,8 @@ class _FixedPlan(ProximityIndex):
         super().__init__(lats, lngs)
         self._fixed = (res, rings)
 
-    def _plans(
-        self, finest: npt.NDArray[np.uint64], n: int, radius_m: float
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        return np.full(finest.size, self._fixed[0]), np.full(finest.size, self._fixed[1])
+    def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
+        return self._fixed
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -267,37 +265,22 @@ def test_bad_coordinates_and_n_are_refused() -> None:
 def test_cell_geometry_and_ring_reach_match_haversine(res: int) -> None:
     """The compiled ring bound, against nearx.geo's scalar haversine: hexagons and a pentagon."""
     for origin in (h3i.latlng_to_cell(27.7172, 85.3240, res), h3i.get_pentagons(res)[0]):
-        origin_centre = h3i.cell_to_latlng(origin)
-        expected_reach = math.inf
+        geometry = {}
         for cell in h3i.grid_disk(origin, 2):
-            centre = h3i.cell_to_latlng(cell)
-            boundary = h3i.cell_to_boundary(cell)
-            radius = max(haversine_m(*centre, *vertex) for vertex in boundary)
-            x, y, z, got_radius = proximity_loops.cell_geometry(
-                *centre, np.array(boundary, dtype=np.float64), EARTH_RADIUS_M
-            )
-            assert got_radius == pytest.approx(radius, rel=1e-9)
+            centre, boundary = h3i.cell_to_latlng(cell), h3i.cell_to_boundary(cell)
+            geometry[cell] = proximity_loops.cell_geometry(*centre, np.array(boundary, dtype=np.float64))
             lat, lng = math.radians(centre[0]), math.radians(centre[1])
-            assert (x, y, z) == pytest.approx(
-                (math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat))
-            )
-            if h3i.grid_distance(origin, cell) == 2:
-                expected_reach = min(expected_reach, haversine_m(*origin_centre, *centre) - radius)
-        ring = np.array(
-            [
-                proximity_loops.cell_geometry(
-                    *h3i.cell_to_latlng(c), np.array(h3i.cell_to_boundary(c)), EARTH_RADIUS_M
-                )
-                for c in h3i.grid_disk(origin, 2)
-                if h3i.grid_distance(origin, c) == 2
-            ]
+            unit = (math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat))
+            assert geometry[cell][:3] == pytest.approx(unit)
+            radius = max(haversine_m(*centre, *vertex) for vertex in boundary)
+            assert geometry[cell][3] == pytest.approx(radius, rel=1e-9)
+        ring = [cell for cell in geometry if h3i.grid_distance(origin, cell) == 2]
+        expected = min(
+            haversine_m(*h3i.cell_to_latlng(origin), *h3i.cell_to_latlng(cell)) - geometry[cell][3]
+            for cell in ring
         )
-        ox, oy, oz, _ = proximity_loops.cell_geometry(
-            *origin_centre, np.array(h3i.cell_to_boundary(origin)), EARTH_RADIUS_M
-        )
-        assert proximity_loops.ring_reach(ring, ox, oy, oz, EARTH_RADIUS_M) == pytest.approx(
-            expected_reach, abs=1e-6 * h3i.average_hexagon_edge_length(res, "m")
-        )
+        got = proximity_loops.ring_reach(np.array([geometry[cell] for cell in ring]), *geometry[origin][:3])
+        assert got == pytest.approx(expected, abs=1e-6 * h3i.average_hexagon_edge_length(res, "m"))
 
 
 def test_exact_around_a_pentagon() -> None:
