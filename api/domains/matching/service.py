@@ -236,8 +236,7 @@ async def _promise(runtime: ScoringRuntime, city: CityIndex, trips: Trips) -> tu
     scorer = runtime.eta_scorer(city.city.id, city.city.timezone, city.city.country)
 
     def work() -> tuple[Promise, GreenOption]:
-        promise = scorer.promise(trips)
-        return promise, scorer.green(trips, promise)
+        return scorer.promise_and_green(trips)
 
     def fallback(reason: str) -> tuple[Promise, GreenOption]:
         promise = scorer.heuristic(trips, reason)
