@@ -109,6 +109,11 @@ class Settings:
     scoring_budget_ms: float = 50.0
     """Latency budget of one scoring call (match, ETA, fraud); past it the request is answered by the
     documented heuristic and marked ``over_budget``."""
+    feature_freshness_s: float = 300.0
+    """Serving's freshness bound: an online feature value served was read from the Feast online store
+    at most this long before. New materialisations are picked up sooner, on the runtime's poll;
+    the bound covers writes the registry does not record (pushes). Refresh-ahead work scales with
+    its inverse (``docs/serving.md``)."""
     native_trees: bool = True
     """Served LightGBM forests run as native code, compiled in a child process when a version loads
     (its booster scores until then) and cached under ``home/compiled``; false keeps LightGBM."""

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BUDGET_S = 0.05
-DEFAULT_FRESHNESS_S = 60.0
+DEFAULT_FRESHNESS_S = 300.0
 DEFAULT_POLL_S = 30.0
 
 
@@ -256,9 +256,10 @@ def build_runtime(
     open_store: Callable[[], Any | None] | None = None,
     budget_s: float | None = None,
     poll_interval_s: float = DEFAULT_POLL_S,
-    freshness_s: float = DEFAULT_FRESHNESS_S,
+    freshness_s: float | None = None,
 ) -> ScoringRuntime:
-    """The runtime of ``settings`` (its budget is ``NEARX_SCORING_BUDGET_MS`` unless given)."""
+    """The runtime of ``settings`` (its budget is ``NEARX_SCORING_BUDGET_MS`` and its freshness
+    bound ``NEARX_FEATURE_FRESHNESS_S`` unless given)."""
     registry = ModelRegistry(
         source or MlflowSource(tracking_uri(settings)),
         default_specs(),
@@ -267,7 +268,7 @@ def build_runtime(
     return ScoringRuntime(
         registry=registry,
         open_store=open_store or feast_opener(settings),
-        freshness_s=freshness_s,
+        freshness_s=settings.feature_freshness_s if freshness_s is None else freshness_s,
         redis_url=settings.redis_url,
         routing=functools.partial(routing_provider, settings),
         budget_s=settings.scoring_budget_ms / 1000 if budget_s is None else budget_s,

@@ -17,12 +17,20 @@ import pytest
 from feast import FeatureStore
 
 from nearx.routing import HaversineRouting
+from nearx.settings import load_settings
 from serving import metrics
 from serving.eta import ETA_MODEL, GREEN_MODEL
 from serving.fraud import FRAUD_MODEL
 from serving.match import RANKER_MODEL, Candidates, Customer
 from serving.registry import MlflowSource, ModelRegistry, warm_up
-from serving.runtime import SCORER_SERVICES, WARM_UP_CITY, ScoringRuntime, default_specs
+from serving.runtime import (
+    DEFAULT_FRESHNESS_S,
+    SCORER_SERVICES,
+    WARM_UP_CITY,
+    ScoringRuntime,
+    build_runtime,
+    default_specs,
+)
 from tests.serving.conftest import TrainedCity
 from tests.serving.trained import register, train_ranker
 
@@ -155,3 +163,10 @@ async def test_the_first_poll_builds_the_routing_provider_off_the_request_path(t
     assert len(built) == 1
     runtime.eta_scorer("kathmandu", "Asia/Kathmandu", "NP")
     assert built[-1] == ("kathmandu", "Asia/Kathmandu")  # requests get their city's provider
+
+
+def test_the_freshness_bound_comes_from_the_settings(tmp_path: Path) -> None:
+    settings = load_settings({"NEARX_HOME": str(tmp_path), "NEARX_FEATURE_FRESHNESS_S": "120"})
+    assert build_runtime(settings).freshness_s == 120.0
+    assert build_runtime(settings, freshness_s=5.0).freshness_s == 5.0
+    assert build_runtime(load_settings({"NEARX_HOME": str(tmp_path)})).freshness_s == DEFAULT_FRESHNESS_S
