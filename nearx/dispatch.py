@@ -242,23 +242,25 @@ def _candidate_pairs(
     if not orders or not couriers:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
-    capacity = np.array([c.capacity for c in couriers])
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
     answers = index.nearest_many(
         [o.pickup[0] for o in orders],
         [o.pickup[1] for o in orders],
         weights.candidates_per_order,
         weights.candidate_radius_m,
     )
-    for row, (order, answer) in enumerate(zip(orders, answers, strict=True)):
-        near = answer.positions[capacity[answer.positions] >= order.size]
-        if context.excluded:
-            near = np.array([c for c in near.tolist() if (order.id, couriers[c].id) not in context.excluded])
-            near = near.astype(np.int64)
-        rows.append(np.full(near.size, row, dtype=np.int64))
-        cols.append(near)
-    return np.concatenate(rows), np.concatenate(cols)
+    rows = np.repeat(np.arange(len(orders)), [len(answer) for answer in answers])
+    cols = np.concatenate([answer.positions for answer in answers])
+    capacity = np.array([c.capacity for c in couriers], dtype=np.int64)
+    size = np.array([o.size for o in orders], dtype=np.int64)
+    room = capacity[cols] >= size[rows]
+    rows, cols = rows[room], cols[room]
+    if context.excluded:
+        allowed = [
+            (orders[r].id, couriers[c].id) not in context.excluded
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
+        rows, cols = rows[allowed], cols[allowed]
+    return rows.astype(np.int64), cols.astype(np.int64)
 
 
 def _solve_phase(
@@ -389,22 +391,49 @@ _SEQUENCES = (  # (first pickup, second pickup, first drop-off, second drop-off)
 )
 
 
-def bundle_costs(
+@dataclass(frozen=True, slots=True)
+class _Bundles:
+    """Bundles priced on their best pickup/drop-off sequence, one entry per bundle."""
+
+    cost_s: FloatArray
+    first_eta_s: FloatArray
+    """Predicted seconds until the order dropped first is delivered (``second_eta_s``: the other)."""
+    second_eta_s: FloatArray
+    distance_m: FloatArray
+    kg_co2e: FloatArray
+    a_first: npt.NDArray[np.bool_]
+    """Whether the bundle's first order (``firsts[i]``) is the one dropped first."""
+
+    def assignment(self, i: int, first: DispatchOrder, second: DispatchOrder, courier_id: str) -> Assignment:
+        order_ids = (first.id, second.id) if self.a_first[i] else (second.id, first.id)
+        return Assignment(
+            courier_id,
+            order_ids,
+            float(self.cost_s[i]),
+            (float(self.first_eta_s[i]), float(self.second_eta_s[i])),
+            float(self.distance_m[i]),
+            float(self.kg_co2e[i]),
+        )
+
+
+def _price_bundles(
     firsts: Sequence[DispatchOrder],
     seconds: Sequence[DispatchOrder],
     couriers: Sequence[DispatchCourier],
     context: DispatchContext,
-) -> list[Assignment]:
+) -> _Bundles:
     """For each ``(firsts[i], seconds[i], couriers[i])``: the courier carrying both, best sequence.
 
     Vectorised over the bundles: four sequences x four legs, all in one travel call.
     """
-    if not firsts:
-        return []
     modes = [courier.mode for courier in couriers]
-    start = np.array([c.position for c in couriers], dtype=np.float64)
-    pickups = [np.array([o.pickup for o in side], dtype=np.float64) for side in (firsts, seconds)]
-    dropoffs = [np.array([o.dropoff for o in side], dtype=np.float64) for side in (firsts, seconds)]
+    start = np.array([c.position for c in couriers], dtype=np.float64).reshape(-1, 2)
+    pickups = [
+        np.array([o.pickup for o in side], dtype=np.float64).reshape(-1, 2) for side in (firsts, seconds)
+    ]
+    dropoffs = [
+        np.array([o.dropoff for o in side], dtype=np.float64).reshape(-1, 2) for side in (firsts, seconds)
+    ]
     ready = [np.array([o.ready_in_s for o in side], dtype=np.float64) for side in (firsts, seconds)]
     kg_per_m = context.kg_per_m(modes)
     bonus = context.fairness_bonus_s(np.array([c.idle_s for c in couriers], dtype=np.float64))
@@ -416,33 +445,39 @@ def bundle_costs(
         context.depart_at,
     )
     legs_m, legs_s = legs_m.reshape(4, 4, -1), legs_s.reshape(4, 4, -1)
-    options = []
-    for seq, (p1, p2, d1, _d2) in enumerate(_SEQUENCES):
-        at_p1 = np.maximum(legs_s[seq, 0], ready[p1])
-        at_p2 = np.maximum(at_p1 + legs_s[seq, 1], ready[p2])
-        at_d1 = at_p2 + legs_s[seq, 2]
-        at_d2 = at_d1 + legs_s[seq, 3]
-        distance = legs_m[seq].sum(axis=0)
-        kg = distance * kg_per_m
-        cost = at_d1 + at_d2 + kg * context.weights.seconds_per_kg_co2e - bonus
-        options.append((cost, at_d1, at_d2, distance, kg, d1))
-    costs = np.stack([option[0] for option in options])
+    at_p1 = np.maximum(legs_s[:, 0], np.stack([ready[p1] for p1, _, _, _ in _SEQUENCES]))
+    at_p2 = np.maximum(at_p1 + legs_s[:, 1], np.stack([ready[p2] for _, p2, _, _ in _SEQUENCES]))
+    at_d1 = at_p2 + legs_s[:, 2]
+    at_d2 = at_d1 + legs_s[:, 3]
+    distance = legs_m.sum(axis=1)
+    kg = distance * kg_per_m
+    costs = at_d1 + at_d2 + kg * context.weights.seconds_per_kg_co2e - bonus
     best = np.argmin(costs, axis=0)
-    result = []
-    for i, choice in enumerate(best.tolist()):
-        cost, at_d1, at_d2, distance, kg, d1 = options[choice]
-        order_ids = (firsts[i].id, seconds[i].id) if d1 == 0 else (seconds[i].id, firsts[i].id)
-        result.append(
-            Assignment(
-                couriers[i].id,
-                order_ids,
-                float(cost[i]),
-                (float(at_d1[i]), float(at_d2[i])),
-                float(distance[i]),
-                float(kg[i]),
-            )
-        )
-    return result
+    pick = (best, np.arange(best.size))
+    return _Bundles(
+        cost_s=costs[pick],
+        first_eta_s=at_d1[pick],
+        second_eta_s=at_d2[pick],
+        distance_m=distance[pick],
+        kg_co2e=kg[pick],
+        a_first=np.array([d1 == 0 for _, _, d1, _ in _SEQUENCES])[best],
+    )
+
+
+def bundle_costs(
+    firsts: Sequence[DispatchOrder],
+    seconds: Sequence[DispatchOrder],
+    couriers: Sequence[DispatchCourier],
+    context: DispatchContext,
+) -> list[Assignment]:
+    """For each ``(firsts[i], seconds[i], couriers[i])``: the courier carrying both, best sequence."""
+    if not firsts:
+        return []
+    bundles = _price_bundles(firsts, seconds, couriers, context)
+    return [
+        bundles.assignment(i, first, second, courier.id)
+        for i, (first, second, courier) in enumerate(zip(firsts, seconds, couriers, strict=True))
+    ]
 
 
 def bundle_cost(
@@ -500,20 +535,21 @@ def _stack(
                 firsts.append(a)
                 seconds.append(b)
                 carriers.append(by_id[single.courier_id])
-    bundles = bundle_costs([orders[a] for a in firsts], [orders[b] for b in seconds], carriers, context)
-    options = []
-    for a, b, bundle in zip(firsts, seconds, bundles, strict=True):
-        saving = _single_cost(singles[a], weights) + _single_cost(singles[b], weights) - bundle.cost_s
-        if saving > 0:
-            options.append((saving, a, b, bundle))
+    if not firsts:
+        return singles
+    bundles = _price_bundles([orders[a] for a in firsts], [orders[b] for b in seconds], carriers, context)
+    alone = np.array([_single_cost(singles[row], weights) for row in range(len(orders))])
+    saving = alone[firsts] + alone[seconds] - bundles.cost_s
+    options = np.flatnonzero(saving > 0)
     taken_orders: set[int] = set()
     taken_couriers: set[str] = set()
     result = dict(singles)
-    for _saving, a, b, bundle in sorted(options, key=lambda option: -option[0]):
+    for i in options[np.argsort(-saving[options], kind="stable")].tolist():  # largest saving first
+        a, b = firsts[i], seconds[i]
         involved = {single.courier_id for single in (singles[a], singles[b]) if single is not None}
         if a in taken_orders or b in taken_orders or involved & taken_couriers:
             continue
         taken_orders |= {a, b}
         taken_couriers |= involved
-        result[a] = result[b] = bundle
+        result[a] = result[b] = bundles.assignment(i, orders[a], orders[b], carriers[i].id)
     return result

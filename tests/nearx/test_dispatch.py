@@ -21,6 +21,7 @@ from nearx.dispatch import (
     RoutingEta,
     _stack_partners,
     bundle_cost,
+    bundle_costs,
     greedy_round,
     min_cost_assignment,
     optimal_round,
@@ -253,3 +254,34 @@ def test_stack_partners_are_every_close_pair_when_few_orders() -> None:
     assert expected  # the example has close pairs and far ones
     assert len(expected) < 45
     assert _stack_partners(orders, weights) == expected
+
+
+def test_bundles_are_priced_on_their_cheapest_sequence() -> None:
+    """The vectorised bundle price, against each of the four sequences walked leg by leg."""
+    rng = np.random.default_rng(8)
+    firsts, seconds, couriers = _orders(rng, 6), _orders(rng, 6), _couriers(rng, 6)
+    context = _context()
+    routing = HaversineRouting("kathmandu", "Asia/Kathmandu")
+    for first, second, courier, bundle in zip(
+        firsts, seconds, couriers, bundle_costs(firsts, seconds, couriers, context), strict=True
+    ):
+        options = []
+        for order_a, order_b in itertools.permutations((first, second)):  # pickup order
+            for drop_a, drop_b in itertools.permutations((first, second)):  # drop-off order
+                stops = [courier.position, order_a.pickup, order_b.pickup, drop_a.dropoff, drop_b.dropoff]
+                legs = [routing.leg(stops[i], stops[i + 1], courier.mode, NOON) for i in range(4)]
+                at = max(legs[0].duration_s, order_a.ready_in_s)
+                at = max(at + legs[1].duration_s, order_b.ready_in_s)
+                first_drop = at + legs[2].duration_s
+                second_drop = first_drop + legs[3].duration_s
+                metres = sum(leg.distance_m for leg in legs)
+                kg = metres * context.kg_per_m([courier.mode])[0]
+                cost = first_drop + second_drop + kg * context.weights.seconds_per_kg_co2e
+                cost -= float(context.fairness_bonus_s(np.array([courier.idle_s]))[0])
+                options.append((cost, (drop_a.id, drop_b.id), (first_drop, second_drop), metres, kg))
+        cost, order_ids, etas, metres, kg = min(options, key=lambda option: option[0])
+        assert bundle.courier_id == courier.id
+        assert bundle.order_ids == order_ids
+        assert bundle.cost_s == pytest.approx(cost)
+        assert bundle.dropoff_eta_s == pytest.approx(etas)
+        assert (bundle.distance_m, bundle.kg_co2e) == pytest.approx((metres, kg))
