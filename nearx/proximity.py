@@ -316,26 +316,27 @@ def _ring_reach(origin: int, k: int) -> tuple[float, float, float, float]:
     return ox, oy, oz, loops.ring_reach(ring, ox, oy, oz)
 
 
-def _descendant_masks(res: int) -> tuple[np.uint64, np.uint64]:
+def _descendant_masks(res: int) -> tuple[int, int]:
     """Bit masks turning a cell at ``res`` into its first and last descendant at the finest resolution.
 
     An H3 index holds the resolution in bits 52-55 and one 3-bit digit per
     resolution below it (coarse first, 7 = unused); descendants fill the digits
-    ``res+1 .. finest`` with 0 (first) to 6 (last).
+    ``res+1 .. finest`` with 0 (first) to 6 (last). Plain ints: numba types them
+    faster than NumPy scalars on every call.
     """
     shift = (15 - FINEST_RESOLUTION) * 3
     digits = (FINEST_RESOLUTION - res) * 3
     keep = ~(_RES_MASK | (((1 << digits) - 1) << shift)) & 0xFFFF_FFFF_FFFF_FFFF
     sixes = sum(6 << (shift + 3 * i) for i in range(FINEST_RESOLUTION - res))
-    return np.uint64(keep), np.uint64(sixes)
+    return keep, sixes
 
 
 _EMPTY_INT: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_FLOAT: FloatArray = np.zeros(0, dtype=np.float64)
-_FINEST_RES_BITS = np.uint64(FINEST_RESOLUTION << _RES_SHIFT)
+_FINEST_RES_BITS = FINEST_RESOLUTION << _RES_SHIFT
 _DESCENDANT_MASKS = {res: _descendant_masks(res) for res in range(FINEST_RESOLUTION + 1)}
 _COVERS = [RINGS_TO_COVER_RADIUS * 1.5 * h3i.average_hexagon_edge_length(res, "m") for res in range(16)]
 """Roughly the radius a disk of RINGS_TO_COVER_RADIUS rings covers: each ring adds about 1.5 edge lengths."""
 _LEVELS = range(COARSEST_RESOLUTION, FINEST_RESOLUTION + 1)
-_ANCESTOR_KEEP = np.array([int(_DESCENDANT_MASKS[res][0]) | _RES_MASK for res in _LEVELS], dtype=np.uint64)
-_ANCESTOR_SIXES = np.array([int(_DESCENDANT_MASKS[res][1]) for res in _LEVELS], dtype=np.uint64)
+_ANCESTOR_KEEP = np.array([_DESCENDANT_MASKS[res][0] | _RES_MASK for res in _LEVELS], dtype=np.uint64)
+_ANCESTOR_SIXES = np.array([_DESCENDANT_MASKS[res][1] for res in _LEVELS], dtype=np.uint64)
