@@ -29,6 +29,8 @@ merchants' snapshots, ids replaced) and ``customer_stats`` for every bench custo
    model) against the registered model's ``LoadedModel.predict`` and LightGBM's
    ``Booster.predict`` alone on a 200-row matrix. The registry compiles the forest to native code
    (``models.native_trees``) as ``nearx serve`` does, so the booster is the anchor it replaced.
+   ``MatchScorer.rank`` is also timed in the thread's CPU time, beside the wall clock: on a shared
+   machine the wall clock's p99 is mostly the waits for a core.
 """
 
 from __future__ import annotations
@@ -252,7 +254,7 @@ def _ranker_scoring(settings: Settings, city: City, size: Size) -> list[Result]:
     scorer = MatchScorer(registry, OnlineFeatures(open_store(settings)))
     booster = model.pyfunc.unwrap_python_model().ranker.booster_
     rng = np.random.default_rng(11)
-    samples: dict[str, list[int]] = {"rank": [], "pyfunc": [], "booster": []}
+    samples: dict[str, list[int]] = {"rank": [], "rank_cpu": [], "pyfunc": [], "booster": []}
     for _ in range(size.queries):
         picked = rng.choice(len(city.merchant_ids), CANDIDATES, replace=False)
         distance = rng.uniform(100, 5_000, CANDIDATES)
@@ -272,7 +274,9 @@ def _ranker_scoring(settings: Settings, city: City, size: Size) -> list[Result]:
         ranking = scorer.rank(candidates, customer)  # warms this request's features
         if ranking.degraded is not None:
             raise RuntimeError(f"the ranker degraded ({ranking.degraded}); nothing to measure")
+        cpu_started = time.thread_time_ns()
         samples["rank"].append(_timed(scorer.rank, candidates, customer))
+        samples["rank_cpu"].append(time.thread_time_ns() - cpu_started)
         columns = {name: rng.random(CANDIDATES) for name in model.inputs}
         samples["pyfunc"].append(_timed(model.predict, columns))
         matrix = rng.random((CANDIDATES, booster.num_feature()))
@@ -280,6 +284,7 @@ def _ranker_scoring(settings: Settings, city: City, size: Size) -> list[Result]:
     trees = "native" if all(scorer.native for scorer in model.trees) else "LightGBM"
     case = f"{CANDIDATES} candidates, {model.name} v{model.version} ({booster.num_trees()} trees, {trees})"
     rank_p50, rank_p99 = _percentiles_ms(samples["rank"])
+    _, rank_cpu_p99 = _percentiles_ms(samples["rank_cpu"])
     pyfunc_p50, pyfunc_p99 = _percentiles_ms(samples["pyfunc"])
     booster_p50, booster_p99 = _percentiles_ms(samples["booster"])
     return [
@@ -303,6 +308,8 @@ def _ranker_scoring(settings: Settings, city: City, size: Size) -> list[Result]:
             target=f"< {TARGET_SCORING_P99_MS:.0f} ms",
             met=rank_p99 < TARGET_SCORING_P99_MS,
         ),
+        # the thread's CPU time: what the code costs without the waits for a core on a shared machine
+        Result("serving", case, "p99 MatchScorer.rank CPU time", rank_cpu_p99, "ms", "wall clock", rank_p99),
         Result("serving", case, "p50 LoadedModel.predict", pyfunc_p50, "ms", "Booster alone", booster_p50),
         Result("serving", case, "p99 LoadedModel.predict", pyfunc_p99, "ms", "Booster alone", booster_p99),
     ]
