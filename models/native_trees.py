@@ -96,11 +96,19 @@ class TreeScorer:
     """``booster.predict(matrix, num_threads=1)``, from native code once a :class:`TreeCompiler` made it.
 
     The swap is one attribute assignment, so a request in flight finishes on whichever it started.
+    A pickled scorer keeps its booster only: unpickled, it answers from LightGBM until compiled again.
     """
 
     def __init__(self, booster: Any) -> None:
         self.booster = booster
         self._native: NativeForest | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"booster": self.booster}  # the native code lives in this process only
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.booster = state["booster"]
+        self._native = None
 
     @property
     def native(self) -> bool:

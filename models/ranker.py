@@ -74,7 +74,7 @@ class RankerModel(PythonModel):
     Serving calls :meth:`predict_columns` (column arrays in, the trees on a float matrix):
     for 200 candidates that is the trees' cost, where the pandas path pays ten times it.
     The trees answer through :attr:`trees`, which serving may compile to native code
-    (:mod:`models.native_trees`); it is rebuilt on unpickling, never saved with the model.
+    (:mod:`models.native_trees`); the compiled code is never pickled with the model.
     """
 
     def __init__(self, matrix: FeatureMatrix, ranker: lgb.LGBMRanker) -> None:
@@ -82,12 +82,10 @@ class RankerModel(PythonModel):
         self.ranker = ranker
         self.trees = TreeScorer(ranker.booster_)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if name != "trees"}
-
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.trees = TreeScorer(self.ranker.booster_)
+        if "trees" not in state:  # registered before the trees had a scorer of their own
+            self.trees = TreeScorer(self.ranker.booster_)
 
     def tree_scorers(self) -> Sequence[TreeScorer]:
         return (self.trees,)

@@ -134,5 +134,14 @@ def test_a_pickled_ranker_model_leaves_its_native_code_behind(compiled: Path, ra
     restored = pickle.loads(pickle.dumps(model))
     assert model.tree_scorers()[0].native
     assert not restored.tree_scorers()[0].native
+    assert restored.trees.booster is restored.ranker.booster_  # one booster, pickled once
     rows = _matrix(_rows(6, 20))
     np.testing.assert_allclose(restored.trees.predict(rows), model.trees.predict(rows), rtol=1e-12)
+
+
+def test_a_ranker_model_pickled_before_its_trees_scorer_gets_one(ranker: lgb.LGBMModel) -> None:
+    """Versions registered before this module hold no scorer: unpickling gives them one."""
+    model = RankerModel(FeatureMatrix(list("abcdef")), ranker)
+    del model.trees
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.tree_scorers()[0].booster is restored.ranker.booster_
