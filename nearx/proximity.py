@@ -209,7 +209,6 @@ class ProximityIndex:
         res, k = self._plan(finest, n, radius_m)
         digit_keep, sixes = _DESCENDANT_MASKS[res]
         origin = h3i.cell_to_parent(finest, res)
-        query = loops.unit(lat, lng)
         cells = _disk(origin, k)
         positions, chord2 = _EMPTY_INT, _EMPTY_FLOAT
         while True:
@@ -221,7 +220,8 @@ class ProximityIndex:
                 digit_keep,
                 sixes,
                 _FINEST_RES_BITS,
-                query,
+                lat,
+                lng,
                 radius_m,
                 _ring_reach(origin, k + 1),
                 _BOUND_MARGIN_M,
@@ -241,16 +241,14 @@ class ProximityIndex:
         Counts the points in every ancestor of the query's finest cell (two
         binary searches each) and starts from the finest ancestor holding at
         least ``n`` and its neighbours (a 1-ring disk): the n-th point usually
-        lies within it, so one pass settles most queries. The coarsest such cell
-        also means few distinct origins, so their cached disks and ring bounds
-        are reused (a finer origin with a 3-ring disk scanned fewer points but
-        missed those caches on half the queries, and was 1.5-2x slower).
+        lies within it, so one pass settles most queries. Origins this coarse are
+        few, so their cached disks and ring bounds are reused (an origin one
+        resolution finer with a 3-ring disk scanned fewer points but missed those
+        caches on half the queries, and was 1.5-2x slower).
         Local counts, not a city-wide density, so dense hubs and empty suburbs
         both stay cheap. When the surroundings are sparse for ``R``, cover ``R``
         directly instead.
         """
-        resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
-        covering = next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
         res, rings = loops.plan(
             self._cells,
             finest,
@@ -258,7 +256,7 @@ class ProximityIndex:
             _ANCESTOR_SIXES,
             n,
             COARSEST_RESOLUTION,
-            covering,
+            _covering_resolution(radius_m),
             RINGS_TO_COVER_RADIUS,
         )
         return res, rings
@@ -270,6 +268,13 @@ def _validate_query(lat: float, lng: float, n: int, radius_m: float) -> None:
         raise ValueError("n must be zero or more")
     if not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
         raise ValueError(f"radius_m must be in (0, {MAX_RADIUS_M:.0f}]")
+
+
+@lru_cache(maxsize=256)
+def _covering_resolution(radius_m: float) -> int:
+    """The finest resolution whose disk of RINGS_TO_COVER_RADIUS rings covers about ``radius_m``."""
+    resolutions = range(FINEST_RESOLUTION, COARSEST_RESOLUTION - 1, -1)
+    return next((res for res in resolutions if _COVERS[res] >= radius_m), COARSEST_RESOLUTION)
 
 
 @lru_cache(maxsize=1 << 16)

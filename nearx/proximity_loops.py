@@ -34,6 +34,14 @@ FloatArray = npt.NDArray[np.float64]
 Geometry = tuple[float, float, float, float]
 
 
+@njit("UniTuple(f8, 3)(f8, f8)", cache=True)
+def unit(lat: float, lng: float) -> tuple[float, float, float]:
+    """A point as a 3-D unit vector (degrees in)."""
+    lat_r, lng_r = math.radians(lat), math.radians(lng)
+    cos_lat = math.cos(lat_r)
+    return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
+
+
 @njit("f8[::1](f8[::1])", cache=True)
 def chord2_to_m(chord2: FloatArray) -> FloatArray:
     """Great-circle metres from squared chords on the unit sphere."""
@@ -143,7 +151,7 @@ def _top_n(
 
 @njit(
     "Tuple((b1, i8[::1], i8[::1], f8[::1]))(u8[::1], f8[:, ::1], i8[::1], u8[::1], u8, u8, u8, "
-    "UniTuple(f8, 3), f8, UniTuple(f8, 4), f8, i8, i8[::1], f8[::1])",
+    "f8, f8, f8, UniTuple(f8, 4), f8, i8, i8[::1], f8[::1])",
     cache=True,
 )
 def step(
@@ -154,7 +162,8 @@ def step(
     digit_keep: int,
     sixes: int,
     finest_bits: int,
-    query: tuple[float, float, float],
+    lat: float,
+    lng: float,
     radius_m: float,
     reach: Geometry,
     margin_m: float,
@@ -171,6 +180,7 @@ def step(
     on returns ``(False, positions, positions, squared chords)`` of every
     candidate so far, to pass back with the next ring's cells.
     """
+    query = unit(lat, lng)
     qx, qy, qz = query
     ox, oy, oz, outside = reach
     chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
@@ -198,14 +208,6 @@ def ring_reach(ring: FloatArray, ox: float, oy: float, oz: float) -> float:
         chord = math.sqrt((ring[i, 0] - ox) ** 2 + (ring[i, 1] - oy) ** 2 + (ring[i, 2] - oz) ** 2)
         reach = min(reach, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - ring[i, 3])
     return reach
-
-
-@njit("UniTuple(f8, 3)(f8, f8)", cache=True)
-def unit(lat: float, lng: float) -> tuple[float, float, float]:
-    """A point as a 3-D unit vector (degrees in)."""
-    lat_r, lng_r = math.radians(lat), math.radians(lng)
-    cos_lat = math.cos(lat_r)
-    return cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r)
 
 
 @njit("UniTuple(f8, 4)(f8, f8, f8[:, ::1])", cache=True)
