@@ -162,7 +162,11 @@ class TreeCompiler:
         if self._closed:
             return "failed"
         model_file = self.cache_dir / f"{key}.txt"
-        _write_atomically(model_file, text.encode())
+        try:
+            _write_atomically(model_file, text.encode())
+        except OSError:  # an unwritable cache must not keep a version from serving
+            log.warning("cannot write %s; its booster keeps serving", model_file, exc_info=True)
+            return "failed"
         if not self.background:
             return "compiled" if self._compile(scorer, text, model_file, code) else "failed"
         thread = threading.Thread(
@@ -197,7 +201,13 @@ class TreeCompiler:
         with self._lock:
             if self._closed:
                 return False
-            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except OSError:
+                log.warning(
+                    "cannot start the compile of %s; its booster keeps serving", model_file, exc_info=True
+                )
+                return False
             self._children.add(child)
         try:
             _, stderr = child.communicate(timeout=self.timeout_s)

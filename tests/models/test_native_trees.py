@@ -114,6 +114,13 @@ def test_a_compile_that_fails_leaves_the_booster_serving(tmp_path: Path, ranker_
     assert not list(tmp_path.glob("*.o"))
 
 
+def test_an_unwritable_cache_leaves_the_booster_serving(tmp_path: Path, ranker_booster: lgb.Booster) -> None:
+    (tmp_path / "file").write_text("")
+    scorer = TreeScorer(ranker_booster)
+    assert TreeCompiler(tmp_path / "file" / "compiled", background=False).accelerate(scorer) == "failed"
+    assert not scorer.native
+
+
 def test_cached_code_that_disagrees_with_its_booster_is_refused_and_removed(
     compiled: Path, ranker_booster: lgb.Booster, tmp_path: Path
 ) -> None:
