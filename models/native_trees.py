@@ -82,8 +82,8 @@ class NativeForest:
         data = np.ascontiguousarray(matrix, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {data.shape}")
-        tiny = np.abs(data) <= ZERO
-        if tiny.any():  # 0 < |x| <= ZERO: zero to LightGBM, whose zero-split bounds sit right there
+        tiny = np.abs(data) <= ZERO  # zero to LightGBM, whose zero-split bounds sit right there
+        if tiny.any():
             data = np.where(tiny, 0.0, data)
         rows = data.shape[0]
         out = np.zeros(rows * self.n_outputs, dtype=np.float64)  # the forest adds into its output
@@ -219,6 +219,8 @@ class TreeCompiler:
         finally:
             with self._lock:
                 self._children.discard(child)
+        if child.returncode != 0 and self._closed:
+            return False  # stopped by close(): the process is shutting down
         if child.returncode != 0:
             reason = stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {child.returncode}"]
             log.warning("compiling %s failed (%s); its booster keeps serving", model_file, reason[0])
