@@ -149,10 +149,12 @@ class EtaScorer:
     def green(self, trips: Trips, promise: Promise) -> GreenOption:
         return self._green(TripInputs(trips), promise)
 
-    def promise_and_green(self, trips: Trips) -> tuple[Promise, GreenOption]:
+    def promise_and_green(self, trips: Trips, *, cached_only: bool = False) -> tuple[Promise, GreenOption]:
         """:meth:`promise`, then :meth:`green` for that promise, on one :class:`TripInputs`: the
-        trips' columns are built and their online features fetched once for both models."""
-        inputs = TripInputs(trips)
+        trips' columns are built and their online features fetched once for both models.
+        ``cached_only``: raise :class:`~serving.online.NotCached` rather than read a feature row
+        from outside this process."""
+        inputs = TripInputs(trips, cached_only=cached_only)
         promise = self._promise(inputs)
         return promise, self._green(inputs, promise)
 
@@ -277,7 +279,7 @@ class EtaScorer:
                 "cell_hour": [c + hour for c in trips.merchant_cells_r7],
                 "courier_id": list(trips.courier_ids) if trips.courier_ids is not None else [""] * len(trips),
             }
-            inputs.features.update(self.online.get(service, keys))
+            inputs.features.update(self.online.get(service, keys, cached_only=inputs.cached_only))
         return inputs.features
 
     def _request_columns(self, inputs: TripInputs) -> dict[str, Any]:
@@ -295,6 +297,8 @@ class TripInputs:
     then kept for the other model: online features (by name) and the request's own columns."""
 
     trips: Trips
+    cached_only: bool = False
+    """Features from the process cache only (:class:`~serving.online.NotCached` otherwise)."""
     features: Columns = field(default_factory=dict)
     request: dict[str, Any] | None = None
 

@@ -125,7 +125,10 @@ class MatchScorer:
         self.registry = registry
         self.online = online
 
-    def rank(self, candidates: Candidates, customer: Customer) -> Ranking:
+    def rank(self, candidates: Candidates, customer: Customer, *, cached_only: bool = False) -> Ranking:
+        """The model's ranking, or the heuristic's with the reason. ``cached_only``: raise
+        :class:`~serving.online.NotCached` rather than read a feature row from outside this
+        process (the runtime then retries on its scoring lane)."""
         started = time.perf_counter()
         model = self.registry.get(RANKER_MODEL)
         features: Columns = {}
@@ -134,7 +137,7 @@ class MatchScorer:
             reason = "features_unavailable"
         else:
             try:
-                features = self._features(model, candidates, customer)
+                features = self._features(model, candidates, customer, cached_only)
             except FeaturesUnavailable:
                 reason = "features_unavailable"
         if model is None:
@@ -155,14 +158,16 @@ class MatchScorer:
         metrics.SCORING_SECONDS.labels("match").observe(time.perf_counter() - started)
         return ranking
 
-    def _features(self, model: LoadedModel | None, candidates: Candidates, customer: Customer) -> Columns:
+    def _features(
+        self, model: LoadedModel | None, candidates: Candidates, customer: Customer, cached_only: bool
+    ) -> Columns:
         assert self.online is not None
         service = (model.feature_service if model else None) or RANKER_SERVICE
         keys = {
             "merchant_id": candidates.merchant_ids,
             "customer_id": [customer.customer_id or ""] * len(candidates),
         }
-        return self.online.get(service, keys)
+        return self.online.get(service, keys, cached_only=cached_only)
 
     def _model_scores(
         self, model: LoadedModel, candidates: Candidates, customer: Customer, features: Columns

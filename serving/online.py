@@ -49,6 +49,11 @@ class FeaturesUnavailable(RuntimeError):
     """The online store (or its registry) could not answer."""
 
 
+class NotCached(LookupError):
+    """A cached-only read met a row the process cache does not hold fresh: nothing was read
+    from Redis or Feast, so the caller can retry where I/O is allowed."""
+
+
 @dataclass(frozen=True)
 class ViewPlan:
     """One batch view of a service: which join key addresses it and which features it gives."""
@@ -163,11 +168,15 @@ class OnlineFeatures:
         self._plans[service_name] = plan
         return plan
 
-    def get(self, service_name: str, keys: Mapping[str, Sequence[str]]) -> Columns:
+    def get(
+        self, service_name: str, keys: Mapping[str, Sequence[str]], *, cached_only: bool = False
+    ) -> Columns:
         """Feature columns (float64, NaN when unknown) for rows whose join keys are given per key name.
 
         ``keys`` maps a join key to one value per row (``{"merchant_id": [...200...],
-        "customer_id": [c] * 200}``); each view reads each distinct key once.
+        "customer_id": [c] * 200}``); each view reads each distinct key once. ``cached_only``:
+        answer from this process's cache or raise :class:`NotCached`, never doing I/O (so the
+        caller may run on the event loop).
         """
         plan = self.plan(service_name)
         columns: Columns = {}
@@ -175,7 +184,7 @@ class OnlineFeatures:
             values = keys.get(view.join_key)
             if values is None:
                 raise KeyError(f"{service_name} needs the join key {view.join_key!r}")
-            vectors = self._vectors(view, values)
+            vectors = self._vectors(view, values, cached_only)
             matrix = np.array(
                 [vectors[v] for v in values], dtype=np.float64
             )  # None becomes NaN in a float array
@@ -195,7 +204,7 @@ class OnlineFeatures:
             self._from_store(view, [""])
             metrics.WARM_UPS.labels("view", view.view).inc()
 
-    def _vectors(self, view: ViewPlan, values: Sequence[str]) -> dict[str, Vector]:
+    def _vectors(self, view: ViewPlan, values: Sequence[str], cached_only: bool) -> dict[str, Vector]:
         now = self.clock()
         found: dict[str, Vector] = {}
         missing: list[str] = []
@@ -206,6 +215,8 @@ class OnlineFeatures:
                 found[value] = entry[1]
             else:
                 missing.append(value)
+        if cached_only and missing:
+            raise NotCached(f"{len(missing)} {view.view} rows are not in the process cache")
         metrics.FEATURE_LOOKUPS.labels(view.view, "process").inc(len(found))
         if missing and self.shared is not None:
             missing = self._from_shared(view, missing, now, found)

@@ -16,7 +16,10 @@ Each async entry point runs its scorer on the scoring lane (:mod:`serving.budget
 threads, at most four calls in flight) under a latency budget. Over the budget the request
 gets the heuristic (``degraded = "over_budget"``) and a call already running still
 completes, warming the feature cache; with every slot taken a request gets the heuristic at
-once (``degraded = "shed"``) instead of queueing behind late work.
+once (``degraded = "shed"``) instead of queueing behind late work. Match and ETA scoring
+first try on the event loop with features from the process cache only
+(:meth:`ScoringRuntime.warm_or_within_budget`): a warm request does no I/O and costs less
+than the lane's thread handoff; one that must read a row takes the lane.
 
 Feature freshness: a second background task re-reads the online rows requests asked for
 before they age out (:meth:`OnlineFeatures.refresh_hot`, every quarter of the bound), so
@@ -40,7 +43,7 @@ from nearx.routing import HaversineRouting, RoutingProvider, routing_provider
 from nearx.settings import Settings
 from serving import eta, fraud, match, metrics
 from serving.budget import Saturated, ScoringLane
-from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
+from serving.online import FeaturesUnavailable, NotCached, OnlineFeatures, RedisCache
 from serving.registry import MlflowSource, ModelRegistry, ModelSpec, RegistrySource
 
 log = logging.getLogger(__name__)
@@ -221,6 +224,22 @@ class ScoringRuntime:
         metrics.DEGRADED.labels(scorer, reason).inc()
         return fallback(reason)
 
+    async def warm_or_within_budget(
+        self, work: Callable[[bool], T], fallback: Callable[[str], T], scorer: str
+    ) -> T:
+        """``work(True)`` right here when it needs no I/O, else ``work(False)`` under the budget.
+
+        ``work(cached_only)`` must raise :class:`~serving.online.NotCached`, before doing any
+        I/O, when it would have to read a feature row from outside the process. A warm request
+        is pure computation, a fraction of a millisecond with native trees, which is less than
+        handing it to a lane thread and back costs; so it runs on the event loop, and only
+        requests that must read Redis or Feast take the lane, its budget and its shedding.
+        """
+        try:
+            return work(True)
+        except NotCached:
+            return await self.within_budget(lambda: work(False), fallback, scorer)
+
     async def rank(self, candidates: match.Candidates, customer: match.Customer) -> match.Ranking:
         scorer = self.match_scorer
 
@@ -228,7 +247,9 @@ class ScoringRuntime:
             scores = match.heuristic_scores(candidates, customer, None)
             return match._ranked(scores, None, None, reason, {})
 
-        return await self.within_budget(lambda: scorer.rank(candidates, customer), fallback, "match")
+        return await self.warm_or_within_budget(
+            lambda cached_only: scorer.rank(candidates, customer, cached_only=cached_only), fallback, "match"
+        )
 
     async def score_fraud(self, request: fraud.FraudRequest) -> fraud.FraudScore | str:
         """The fraud model's verdict within the budget, or the degraded reason for the caller's rules."""

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from feast import FeatureStore
 
 from serving import metrics
 from serving.budget import Saturated, ScoringLane
 from serving.match import Candidates, Customer
+from serving.online import NotCached, OnlineFeatures
 from serving.registry import MlflowSource, ModelRegistry
 from serving.runtime import ScoringRuntime
 
@@ -86,11 +88,14 @@ def _candidates(n: int = 4) -> Candidates:
     )
 
 
-async def test_a_saturated_runtime_answers_the_heuristic_marked_shed_and_counts_it(tmp_path: Path) -> None:
+async def test_a_saturated_runtime_answers_the_heuristic_marked_shed_and_counts_it(
+    tmp_path: Path, feature_store: FeatureStore
+) -> None:
     registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/none/mlflow.db"), [])
     runtime = ScoringRuntime(
         registry=registry, open_store=lambda: None, budget_s=10.0, lane=ScoringLane(1, 1)
     )
+    runtime.online = OnlineFeatures(feature_store)  # cold: ranking must read rows, so it takes the lane
     gate = threading.Event()
     busy = asyncio.create_task(runtime.within_budget(lambda: _blocked(gate), lambda r: r, "match"))
     await asyncio.sleep(0.05)
@@ -116,3 +121,27 @@ async def test_a_zero_budget_answers_over_budget_without_running_the_work() -> N
     finally:
         lane.close()
     assert not ran.is_set()
+
+
+async def test_a_warm_request_scores_on_the_event_loop_and_a_cold_one_on_the_lane(tmp_path: Path) -> None:
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/none/mlflow.db"), [])
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: None, budget_s=10.0)
+    calls: list[tuple[bool, str]] = []
+
+    def work(cached_only: bool) -> str:
+        calls.append((cached_only, threading.current_thread().name))
+        if cached_only and len(calls) == 1:
+            raise NotCached("a row to read")
+        return "scored"
+
+    try:
+        assert await runtime.warm_or_within_budget(work, lambda reason: reason, "match") == "scored"
+        assert await runtime.warm_or_within_budget(work, lambda reason: reason, "match") == "scored"
+    finally:
+        await runtime.stop()
+    here = threading.current_thread().name
+    (cold_try, cold_name), (lane_try, lane_name), (warm_try, warm_name) = calls
+    assert (cold_try, cold_name) == (True, here)  # tried here first, and refused before any I/O
+    assert not lane_try  # then read through on the lane
+    assert lane_name.startswith("nearx-scoring")
+    assert (warm_try, warm_name) == (True, here)  # warm: answered on the event loop

@@ -201,9 +201,11 @@ class _CountingOnline(OnlineFeatures):
         super().__init__(store)
         self.reads: list[str] = []
 
-    def get(self, service_name: str, keys: Mapping[str, Sequence[str]]) -> Columns:
+    def get(
+        self, service_name: str, keys: Mapping[str, Sequence[str]], *, cached_only: bool = False
+    ) -> Columns:
         self.reads.append(service_name)
-        return super().get(service_name, keys)
+        return super().get(service_name, keys, cached_only=cached_only)
 
 
 def test_a_match_reads_its_results_features_once_for_both_models(trained_city: TrainedCity) -> None:

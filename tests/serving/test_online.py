@@ -10,7 +10,7 @@ import pytest
 from feast import FeatureStore
 
 from serving import metrics
-from serving.online import FeaturesUnavailable, OnlineFeatures, RedisCache
+from serving.online import FeaturesUnavailable, NotCached, OnlineFeatures, RedisCache
 from tests.serving.conftest import merchant_feature_rows, open_feature_store
 
 SERVICE_FEATURES = ("merchant_orders_28d", "merchant_rating_28d", "customer_eco_share")
@@ -163,3 +163,21 @@ def test_redis_layer_shares_reads_between_processes_within_the_bound(feature_sto
         assert _lookups("merchant_stats", "store") == from_store + 2
     finally:
         shared.clear()
+
+
+def test_a_cached_only_read_answers_from_the_process_or_refuses_without_reading(
+    feature_store: FeatureStore,
+) -> None:
+    now = [9_000.0]
+    online = OnlineFeatures(feature_store, freshness_s=60, clock=lambda: now[0])
+    keys = {"merchant_id": ["m3", "m4"], "customer_id": ["c1"] * 2}
+    from_store = _lookups("merchant_stats", "store")
+    with pytest.raises(NotCached):
+        online.get("ranker_v1", keys, cached_only=True)
+    assert _lookups("merchant_stats", "store") == from_store  # refused before any read
+    read = online.get("ranker_v1", keys)
+    cached = online.get("ranker_v1", keys, cached_only=True)
+    np.testing.assert_array_equal(read["merchant_rating_28d"], cached["merchant_rating_28d"])
+    now[0] += 61.0  # past the freshness bound the cache no longer answers
+    with pytest.raises(NotCached):
+        online.get("ranker_v1", keys, cached_only=True)

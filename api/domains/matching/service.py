@@ -235,14 +235,14 @@ def _trips(
 async def _promise(runtime: ScoringRuntime, city: CityIndex, trips: Trips) -> tuple[Promise, GreenOption]:
     scorer = runtime.eta_scorer(city.city.id, city.city.timezone, city.city.country)
 
-    def work() -> tuple[Promise, GreenOption]:
-        return scorer.promise_and_green(trips)
+    def work(cached_only: bool) -> tuple[Promise, GreenOption]:
+        return scorer.promise_and_green(trips, cached_only=cached_only)
 
     def fallback(reason: str) -> tuple[Promise, GreenOption]:
         promise = scorer.heuristic(trips, reason)
         return promise, scorer.green_heuristic(trips, promise, reason)
 
-    return await runtime.within_budget(work, fallback, "eta")
+    return await runtime.warm_or_within_budget(work, fallback, "eta")
 
 
 def _results(
