@@ -9,7 +9,7 @@ decile. P90 is shifted by the conformal quantile of its residuals on a calibrati
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,8 @@ import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 from mlflow.pyfunc.model import PythonModel
 
-from models.frames import FeatureMatrix, TimeSplit, predict_trees
+from models.frames import FeatureMatrix, TimeSplit
+from models.native_trees import TreeScorer
 from nearx.routing import Mode, default_profile, elementwise_haversine_m
 
 FloatArray = npt.NDArray[np.float64]
@@ -43,6 +44,8 @@ class EtaModel(PythonModel):
 
     Serving calls :meth:`predict_columns` (a :class:`serving.registry.ColumnarModel`); the
     pandas ``predict`` (MLflow, training's evaluation) is the same computation on a frame.
+    Both forests answer through their :class:`~models.native_trees.TreeScorer`, which serving
+    may compile to native code (never pickled with the model).
     """
 
     def __init__(
@@ -52,6 +55,17 @@ class EtaModel(PythonModel):
         self.p50 = p50
         self.p90 = p90
         self.p90_shift_s = p90_shift_s
+        self.p50_trees = TreeScorer(p50.booster_)
+        self.p90_trees = TreeScorer(p90.booster_)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "p50_trees" not in state:  # registered before the forests had scorers of their own
+            self.p50_trees = TreeScorer(self.p50.booster_)
+            self.p90_trees = TreeScorer(self.p90.booster_)
+
+    def tree_scorers(self) -> Sequence[TreeScorer]:
+        return (self.p50_trees, self.p90_trees)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -62,8 +76,8 @@ class EtaModel(PythonModel):
         """``eta_p50_s`` (at least a minute) and ``eta_p90_s`` (at least P50) for rows given as
         one array (or Series) per input column: both boosters on one float matrix, no frame."""
         matrix = self.matrix.to_numpy(columns)
-        p50 = np.maximum(predict_trees(self.p50.booster_, matrix), 60.0)
-        p90 = np.maximum(predict_trees(self.p90.booster_, matrix) + self.p90_shift_s, p50)
+        p50 = np.maximum(self.p50_trees.predict(matrix), 60.0)
+        p90 = np.maximum(self.p90_trees.predict(matrix) + self.p90_shift_s, p50)
         return {"eta_p50_s": p50, "eta_p90_s": p90}
 
 

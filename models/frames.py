@@ -104,16 +104,6 @@ def category_codes(values: Any, categories: list[str]) -> FloatArray:
     return np.where(codes < 0, np.nan, codes.astype(np.float64))
 
 
-def predict_trees(booster: Any, matrix: FloatArray) -> FloatArray:
-    """A LightGBM booster's predictions for :meth:`FeatureMatrix.to_numpy`'s matrix, on one thread.
-
-    The one spot the ETA and green fast paths call the trees, so a compiled booster can take
-    the booster's place here. One thread: OpenMP's start-up and spin-waits cost more than
-    a request's few dozen rows, and the serving lane runs requests side by side.
-    """
-    return np.asarray(booster.predict(matrix, num_threads=1), dtype=np.float64)
-
-
 def as_floats(values: Any) -> FloatArray:
     """One column as float64, missing and non-numeric values as NaN (``pd.to_numeric(errors="coerce")``)."""
     if isinstance(values, pl.Series):

@@ -9,7 +9,7 @@ and the ETA given up is the ETA model's P50 for the green mode minus for the act
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from features.transforms.tables import LOW_EMISSION_MODES
 from models.eta import EtaModel
-from models.frames import FeatureMatrix, TimeSplit, predict_trees
+from models.frames import FeatureMatrix, TimeSplit
+from models.native_trees import TreeScorer
 from nearx.emissions import default_factors
 from nearx.routing import Mode
 
@@ -51,6 +52,15 @@ class GreenModel(PythonModel):
     def __init__(self, matrix: FeatureMatrix, classifier: lgb.LGBMClassifier) -> None:
         self.matrix = matrix
         self.classifier = classifier
+        self.trees = TreeScorer(classifier.booster_)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "trees" not in state:  # registered before the forest had a scorer of its own
+            self.trees = TreeScorer(self.classifier.booster_)
+
+    def tree_scorers(self) -> Sequence[TreeScorer]:
+        return (self.trees,)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -60,7 +70,7 @@ class GreenModel(PythonModel):
     def predict_columns(self, columns: Mapping[str, Any]) -> dict[str, FloatArray]:
         """``p_on_time`` for rows given as one array (or Series) per input column. A binary
         booster's prediction is the positive class's probability (``predict_proba[:, 1]``)."""
-        return {"p_on_time": predict_trees(self.classifier.booster_, self.matrix.to_numpy(columns))}
+        return {"p_on_time": self.trees.predict(self.matrix.to_numpy(columns))}
 
 
 def country_of(currency: str) -> str:
