@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 import zlib
@@ -41,7 +42,9 @@ import numpy.typing as npt
 from serving import metrics
 
 FloatArray = npt.NDArray[np.float64]
-Vector = tuple[float | None, ...]
+Vector = tuple[float, ...]
+"""One entity's features in the view's order; a missing value is NaN (not None: NumPy builds a
+float matrix from float tuples at about half the cost)."""
 Columns = dict[str, FloatArray]
 
 
@@ -185,9 +188,11 @@ class OnlineFeatures:
             if values is None:
                 raise KeyError(f"{service_name} needs the join key {view.join_key!r}")
             vectors = self._vectors(view, values, cached_only)
-            matrix = np.array(
-                [vectors[v] for v in values], dtype=np.float64
-            )  # None becomes NaN in a float array
+            if len(vectors) < len(values):  # repeated keys (the customer's, once per candidate)
+                distinct = {value: row for row, value in enumerate(vectors)}
+                matrix = np.array(list(vectors.values()), dtype=np.float64)[[distinct[v] for v in values]]
+            else:
+                matrix = np.array([vectors[v] for v in values], dtype=np.float64)
             matrix = matrix.reshape(len(values), len(view.features))
             for i, feature in enumerate(view.features):
                 columns[feature] = matrix[:, i]
@@ -208,10 +213,12 @@ class OnlineFeatures:
         now = self.clock()
         found: dict[str, Vector] = {}
         missing: list[str] = []
-        namespace = view.cached_as
+        prefix = f"{view.cached_as}:"
+        read_after = now - self.freshness_s
+        cached = self._local.get  # the loop runs per candidate on the request path
         for value in dict.fromkeys(values):
-            entry = self._local.get(f"{namespace}:{value}")
-            if entry is not None and now - entry[0] < self.freshness_s:
+            entry = cached(prefix + value)
+            if entry is not None and entry[0] > read_after:
                 found[value] = entry[1]
             else:
                 missing.append(value)
@@ -312,7 +319,7 @@ class OnlineFeatures:
             raise FeaturesUnavailable(f"online store ({view.view}): {exc}") from exc
         columns = [response[feature] for feature in view.features]
         return {
-            key: tuple(None if col[i] is None else float(col[i]) for col in columns)
+            key: tuple(math.nan if col[i] is None else float(col[i]) for col in columns)
             for i, key in enumerate(missing)
         }
 
