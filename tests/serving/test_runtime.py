@@ -7,6 +7,7 @@ the first read until the test lets it go, so a request can be sent while the war
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,18 @@ def test_the_freshness_bound_comes_from_the_settings(tmp_path: Path) -> None:
     assert build_runtime(settings).freshness_s == 120.0
     assert build_runtime(settings, freshness_s=5.0).freshness_s == 5.0
     assert build_runtime(load_settings({"NEARX_HOME": str(tmp_path)})).freshness_s == DEFAULT_FRESHNESS_S
+
+
+async def test_what_the_warm_up_loaded_is_frozen_out_of_the_collector_until_the_runtime_stops(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/mlflow.db"), default_specs())
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: None)
+    gc.unfreeze()
+    await asyncio.to_thread(runtime.refresh)
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    await asyncio.to_thread(runtime.refresh)
+    assert gc.get_freeze_count() <= frozen  # the first warm-up only (frozen objects may still be freed)
+    await runtime.stop()
+    assert gc.get_freeze_count() == 0
