@@ -482,7 +482,9 @@ local tokens = {%(tokens)s}
 local pause_ms = %(pause_ms)d
 local n = 0
 if pause_ms > 0 then
-  delay = function() return pause_ms end
+  -- uniform on [0, 2 x pause]: the same mean, but connections drift out of step instead of
+  -- firing together every cycle (a fixed pause keeps all 32 in phase: bursts, not a rate)
+  delay = function() return math.random(0, 2 * pause_ms) end
 end
 request = function()
   n = n + 1
@@ -520,8 +522,9 @@ def _wrk(
     script: Path,
     pause_ms: int = 0,
 ) -> Load:
-    """wrk at ``clients`` connections; each waits ``pause_ms`` after an answer before its next
-    request (0: as fast as the server answers, a closed loop that measures capacity)."""
+    """wrk at ``clients`` connections; each waits ``pause_ms`` on average (uniformly 0 to twice
+    that) after an answer before its next request (0: as fast as the server answers, a closed
+    loop that measures capacity)."""
     script.write_text(
         LUA
         % {
