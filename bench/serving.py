@@ -587,13 +587,15 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
         before = _counters(base)
         loaded = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script)
         after = _counters(base)
-        paced = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script, _pause_ms(health, single))
+        offered = TARGET_THROUGHPUT_SHARE * health.rps
+        paced = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script, _pause_ms(offered, single))
+        half = _wrk(base, paths, tokens, CLIENTS, size.wrk_s, script, _pause_ms(loaded.rps / 2, single))
     degraded = _delta(before, after, "nearx_degraded")
     ranker_degraded = sum(v for k, v in degraded.items() if "scorer=match" in k)
     eta_degraded = sum(v for k, v in degraded.items() if "scorer=eta" in k)
     _log(f"{label}: degraded during the measured run {degraded}")
     _log(f"{label}: feature rows during the measured run {_delta(before, after, 'nearx_feature_lookups')}")
-    _log(f"{label}: match {loaded}, paced {paced}, 1 client {single}, healthz {health}")
+    _log(f"{label}: match {loaded}, paced {paced}, half {half}, 1 client {single}, healthz {health}")
     case = f"GET /v1/match, {len(city.merchant_ids):,} merchants, {label}"
     share = loaded.rps / health.rps
     return [
@@ -618,6 +620,21 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
             "req/s",
             "/healthz",
             health.rps,
+            lower_is_better=False,
+        ),
+        Result(
+            "serving",
+            case,
+            f"p99 at {CLIENTS} clients paced to half the closed loop's throughput",
+            half.p99_ms,
+            "ms",
+        ),
+        Result(
+            "serving",
+            case,
+            f"throughput at {CLIENTS} clients paced to half the closed loop's",
+            half.rps,
+            "req/s",
             lower_is_better=False,
         ),
         Result("serving", case, f"p99 at {CLIENTS} clients", loaded.p99_ms, "ms", "/healthz", health.p99_ms),
@@ -646,20 +663,19 @@ def _load_case(settings: Settings, url: str, city: City, size: Size, work: Path,
             "serving",
             case,
             "errors + non-2xx",
-            float(sum(load.errors + load.non_2xx for load in (loaded, paced, single))),
+            float(sum(load.errors + load.non_2xx for load in (loaded, paced, half, single))),
             "responses",
             target="0",
-            met=not any(load.errors + load.non_2xx for load in (loaded, paced, single)),
+            met=not any(load.errors + load.non_2xx for load in (loaded, paced, half, single)),
         ),
     ]
 
 
-def _pause_ms(health: Load, single: Load) -> int:
-    """The think time that makes ``CLIENTS`` connections offer ``TARGET_THROUGHPUT_SHARE`` of
-    ``/healthz``'s throughput: each connection's cycle (answer + pause) is ``CLIENTS / rate``,
-    less the one-client median answer time. wrk has no fixed-rate mode, so the rate reached is
-    measured and reported rather than assumed."""
-    cycle_ms = 1000.0 * CLIENTS / (TARGET_THROUGHPUT_SHARE * health.rps)
+def _pause_ms(rate_per_s: float, single: Load) -> int:
+    """The mean think time that makes ``CLIENTS`` connections offer ``rate_per_s``: each
+    connection's cycle (answer + pause) is ``CLIENTS / rate``, less the one-client median answer
+    time. wrk has no fixed-rate mode, so the rate reached is measured and reported, not assumed."""
+    cycle_ms = 1000.0 * CLIENTS / rate_per_s
     return max(1, round(cycle_ms - single.p50_ms))
 
 
