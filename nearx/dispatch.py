@@ -241,7 +241,9 @@ def _candidate_pairs(
     weights = context.weights
     if not orders or not couriers:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
+    index = ProximityIndex(  # rebuilt every round: the h3-py walk's per-cell caches outlive it
+        [c.position[0] for c in couriers], [c.position[1] for c in couriers], precompute_geometry=False
+    )
     answers = index.nearest_many(
         [o.pickup[0] for o in orders],
         [o.pickup[1] for o in orders],
@@ -306,7 +308,9 @@ def greedy_round(
         plan.unassigned = [order.id for order in orders]
         plan.total_cost_s = len(orders) * context.weights.unassigned_penalty_s
         return plan
-    index = ProximityIndex([c.position[0] for c in couriers], [c.position[1] for c in couriers])
+    index = ProximityIndex(  # rebuilt every round: the h3-py walk's per-cell caches outlive it
+        [c.position[0] for c in couriers], [c.position[1] for c in couriers], precompute_geometry=False
+    )
     taken = np.zeros(len(couriers), dtype=bool)
     sequence = sorted(range(len(orders)), key=lambda i: (not orders[i].emergency, orders[i].ready_in_s, i))
     for row in sequence:

@@ -3,9 +3,10 @@
 A query's work is small (a few dozen cells, a few hundred points), so in NumPy
 it was dominated by the fixed cost of ~40 small array calls (~50 µs a query on
 a quiet machine, several times that when the caches are cold, e.g. between
-database calls). Here a query is two compiled calls: :func:`plan`, then
-:func:`step` (scan the cells, test the stopping rule, pick the top N), with
-H3 (disks, rings, cell geometry) in between in h3-py, cached per cell.
+database calls). Here a query is one compiled call, :func:`walk` (rings grown
+from the index's cell table, then per ring: scan the cells, test the stopping
+rule, pick the top N), after :func:`plan`; without the table (or past its edge)
+:func:`step` runs once per ring with disks and rings from h3-py.
 
 The distance arithmetic is written out once, here, and the brute-force oracle
 (:func:`nearx.proximity.nearest_brute_force`) uses the same order of operations
@@ -149,6 +150,40 @@ def _top_n(
     return inputs[best], positions[best], chord2[best]
 
 
+@njit(cache=True, inline="always")
+def _advance(
+    sorted_cells: UIntArray,
+    xyz: FloatArray,
+    order: IntArray,
+    cells: UIntArray,
+    digit_keep: int,
+    sixes: int,
+    finest_bits: int,
+    query: tuple[float, float, float],
+    radius_m: float,
+    reach: Geometry,
+    margin_m: float,
+    n: int,
+    seen_positions: IntArray,
+    seen_chord2: FloatArray,
+) -> tuple[bool, IntArray, IntArray, FloatArray]:
+    """The body of :func:`step` (shared with :func:`walk`), for a query given as a unit vector."""
+    qx, qy, qz = query
+    ox, oy, oz, outside = reach
+    chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
+    unseen_at_least = outside - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - margin_m
+    sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
+    positions, chord2 = _scan(
+        sorted_cells, xyz, cells, digit_keep, sixes, finest_bits, query, m_to_chord2(radius_m)
+    )
+    positions = np.concatenate((seen_positions, positions))
+    chord2 = np.concatenate((seen_chord2, chord2))
+    if unseen_at_least > radius_m or np.count_nonzero(chord2 < sure_c2) >= n:
+        inputs, best, best_c2 = _top_n(positions, chord2, n, order)
+        return True, inputs, best, chord2_to_m(best_c2)
+    return False, positions, positions, chord2
+
+
 @njit(
     "Tuple((b1, i8[::1], i8[::1], f8[::1]))(u8[::1], f8[:, ::1], i8[::1], u8[::1], u8, u8, u8, "
     "f8, f8, f8, UniTuple(f8, 4), f8, i8, i8[::1], f8[::1])",
@@ -180,21 +215,22 @@ def step(
     on returns ``(False, positions, positions, squared chords)`` of every
     candidate so far, to pass back with the next ring's cells.
     """
-    query = unit(lat, lng)
-    qx, qy, qz = query
-    ox, oy, oz, outside = reach
-    chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
-    unseen_at_least = outside - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - margin_m
-    sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
-    positions, chord2 = _scan(
-        sorted_cells, xyz, cells, digit_keep, sixes, finest_bits, query, m_to_chord2(radius_m)
+    return _advance(
+        sorted_cells,
+        xyz,
+        order,
+        cells,
+        digit_keep,
+        sixes,
+        finest_bits,
+        unit(lat, lng),
+        radius_m,
+        reach,
+        margin_m,
+        n,
+        seen_positions,
+        seen_chord2,
     )
-    positions = np.concatenate((seen_positions, positions))
-    chord2 = np.concatenate((seen_chord2, chord2))
-    if unseen_at_least > radius_m or np.count_nonzero(chord2 < sure_c2) >= n:
-        inputs, best, best_c2 = _top_n(positions, chord2, n, order)
-        return True, inputs, best, chord2_to_m(best_c2)
-    return False, positions, positions, chord2
 
 
 @njit("f8(f8[:, ::1], f8, f8, f8)", cache=True)
@@ -210,15 +246,154 @@ def ring_reach(ring: FloatArray, ox: float, oy: float, oz: float) -> float:
     return reach
 
 
+@njit("UniTuple(f8, 4)(f8, f8, f8[:, ::1], i8, i8)", cache=True, inline="always")
+def _geometry(lat: float, lng: float, vertices: FloatArray, start: int, stop: int) -> Geometry:
+    """Centre unit vector and circumradius of the cell centred at ``(lat, lng)``, vertices ``start:stop``."""
+    cx, cy, cz = unit(lat, lng)
+    farthest2 = 0.0
+    for i in range(start, stop):
+        vx, vy, vz = unit(vertices[i, 0], vertices[i, 1])
+        farthest2 = max(farthest2, (vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
+    return cx, cy, cz, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))
+
+
 @njit("UniTuple(f8, 4)(f8, f8, f8[:, ::1])", cache=True)
 def cell_geometry(lat: float, lng: float, boundary: FloatArray) -> Geometry:
     """A cell's centre as a unit vector and its circumradius in metres (its farthest boundary vertex).
 
     ``(lat, lng)`` is the centre and ``boundary`` the vertices, ``(m, 2)``, in degrees.
     """
-    cx, cy, cz = unit(lat, lng)
-    farthest2 = 0.0
-    for i in range(boundary.shape[0]):
-        vx, vy, vz = unit(boundary[i, 0], boundary[i, 1])
-        farthest2 = max(farthest2, (vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
-    return cx, cy, cz, 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(farthest2) * 0.5))
+    return _geometry(lat, lng, boundary, 0, boundary.shape[0])
+
+
+@njit("f8[:, ::1](f8[:, ::1], f8[:, ::1], i8[::1])", cache=True)
+def cells_geometry(centres: FloatArray, vertices: FloatArray, offsets: IntArray) -> FloatArray:
+    """:func:`cell_geometry` of many cells, one row each (the table an index precomputes at build).
+
+    ``centres`` is ``(m, 2)``; cell ``i``'s vertices are rows ``offsets[i]:offsets[i + 1]`` of ``vertices``.
+    """
+    table = np.empty((centres.shape[0], 4), dtype=np.float64)
+    for i in range(centres.shape[0]):
+        table[i] = _geometry(centres[i, 0], centres[i, 1], vertices, offsets[i], offsets[i + 1])
+    return table
+
+
+MAX_WALK_RINGS = 16
+"""Rings :func:`walk` grows before handing the query back (a far-reaching sparse query: h3-py walks it)."""
+
+
+@njit("i8(i8[::1], i8[::1], i8, i8[:, ::1], b1[::1])", cache=True)
+def grow_ring(
+    rows: IntArray, ends: IntArray, k: int, neighbours: IntArray, complete: npt.NDArray[np.bool_]
+) -> int:
+    """Append ring ``k + 1`` to ``rows`` and return its end, or -1 when a cell of ring ``k`` has a
+    neighbour outside the table or ``rows`` is full.
+
+    ``rows`` holds table rows, ring ``j`` at ``rows[ends[j - 1]:ends[j]]`` (``ends[-1]`` read as 0).
+
+    A neighbour of a cell at grid distance ``k`` is at ``k - 1``, ``k`` or ``k + 1``,
+    so ring ``k + 1`` is the neighbours of ring ``k`` in neither ring ``k - 1`` nor
+    ring ``k``. ``neighbours`` holds each cell's (-1 pads a pentagon's row) and
+    ``complete`` whether all of them are in the table.
+    """
+    inner = ends[k - 2] if k >= 2 else 0
+    start = ends[k - 1] if k >= 1 else 0
+    stop = ends[k]
+    end = stop
+    for i in range(start, stop):
+        if not complete[rows[i]]:
+            return -1
+        for other in neighbours[rows[i]]:
+            if other < 0:
+                continue
+            seen = False
+            for j in range(inner, end):
+                if rows[j] == other:
+                    seen = True
+                    break
+            if not seen:
+                if end == rows.size:
+                    return -1
+                rows[end] = other
+                end += 1
+    return int(end)
+
+
+@njit(
+    "Tuple((b1, i8[::1], i8[::1], f8[::1]))(u8[::1], f8[:, ::1], i8[::1], u8[::1], f8[:, ::1], i8[:, ::1], "
+    "b1[::1], u8, i8, i8, f8, f8, i8, f8, u8, u8, u8, u8, u8, f8)",
+    cache=True,
+)
+def walk(
+    sorted_cells: UIntArray,
+    xyz: FloatArray,
+    order: IntArray,
+    table_cells: UIntArray,
+    table: FloatArray,
+    neighbours: IntArray,
+    complete: npt.NDArray[np.bool_],
+    finest: int,
+    res: int,
+    k: int,
+    lat: float,
+    lng: float,
+    n: int,
+    radius_m: float,
+    parent_keep: int,
+    parent_fill: int,
+    digit_keep: int,
+    sixes: int,
+    finest_bits: int,
+    margin_m: float,
+) -> tuple[bool, IntArray, IntArray, FloatArray]:
+    """The whole walk from a plan's ``(res, k)`` in one call: :func:`step` per ring, rings from the table.
+
+    ``(finest & parent_keep) | parent_fill`` is the origin, the query's ancestor at
+    ``res``. Returns ``(True, input positions, sorted-array positions, metres)``,
+    or ``(False, ...)`` with empty arrays when the walk leaves the table (the
+    caller then walks with h3-py instead).
+    """
+    empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    origin = (finest & parent_keep) | parent_fill
+    at = np.searchsorted(table_cells, origin)
+    if at >= table_cells.size or table_cells[at] != origin or k + 1 >= MAX_WALK_RINGS:
+        return False, empty_i, empty_i, empty_f
+    rows = np.empty(1 + 3 * MAX_WALK_RINGS * (MAX_WALK_RINGS + 1), dtype=np.int64)  # a full disk's cells
+    ends = np.empty(MAX_WALK_RINGS + 1, dtype=np.int64)
+    rows[0], ends[0] = at, 1
+    for ring in range(k + 1):
+        ends[ring + 1] = grow_ring(rows, ends, ring, neighbours, complete)
+        if ends[ring + 1] < 0:
+            return False, empty_i, empty_i, empty_f
+    query = unit(lat, lng)
+    ox, oy, oz = table[at, 0], table[at, 1], table[at, 2]
+    cells = table_cells[rows[: ends[k]]]
+    positions, chord2 = empty_i, empty_f
+    while True:
+        reach = (ox, oy, oz, ring_reach(table[rows[ends[k] : ends[k + 1]]], ox, oy, oz))
+        done, first, second, third = _advance(
+            sorted_cells,
+            xyz,
+            order,
+            cells,
+            digit_keep,
+            sixes,
+            finest_bits,
+            query,
+            radius_m,
+            reach,
+            margin_m,
+            n,
+            positions,
+            chord2,
+        )
+        if done:
+            return True, first, second, third
+        positions, chord2 = first, third
+        k += 1
+        if k + 1 >= MAX_WALK_RINGS:
+            return False, empty_i, empty_i, empty_f
+        ends[k + 1] = grow_ring(rows, ends, k, neighbours, complete)
+        if ends[k + 1] < 0:
+            return False, empty_i, empty_i, empty_f
+        cells = table_cells[rows[ends[k - 1] : ends[k]]]

@@ -17,8 +17,13 @@ from nearx.proximity import (
     COARSEST_RESOLUTION,
     FINEST_RESOLUTION,
     MAX_RADIUS_M,
+    PRECOMPUTED_RINGS,
     Neighbours,
     ProximityIndex,
+    _cell_geometry,
+    _cell_table,
+    _parents,
+    _ring,
     nearest_brute_force,
 )
 
@@ -91,8 +96,8 @@ def test_same_answer_as_brute_force(
 class _FixedPlan(ProximityIndex):
     """An index forced to start from a given resolution and disk: the plan is a speed heuristic only."""
 
-    def __init__(self, lats: npt.ArrayLike, lngs: npt.ArrayLike, res: int, rings: int) -> None:
-        super().__init__(lats, lngs)
+    def __init__(self, lats: npt.ArrayLike, lngs: npt.ArrayLike, res: int, rings: int, table: bool) -> None:
+        super().__init__(lats, lngs, precompute_geometry=table)
         self._fixed = (res, rings)
 
     def _plan(self, finest: int, n: int, radius_m: float) -> tuple[int, int]:
@@ -108,11 +113,13 @@ class _FixedPlan(ProximityIndex):
     rings=st.integers(0, 3),
     n=st.integers(1, 30),
     radius_m=st.sampled_from([60.0, 400.0, 2500.0, 12000.0]),
+    table=st.booleans(),
 )
 def test_exact_whatever_the_starting_resolution_and_disk(
-    seed: int, size: int, clustered: bool, res: int, rings: int, n: int, radius_m: float
+    seed: int, size: int, clustered: bool, res: int, rings: int, n: int, radius_m: float, table: bool
 ) -> None:
-    """The stopping rule alone makes the answer exact, even from a tiny first disk at a poor resolution.
+    """The stopping rule alone makes the answer exact, even from a tiny first disk at a poor resolution,
+    with rings from the cell table (and h3-py past its edge) or from h3-py alone.
 
     A rule of "stop once N candidates are seen" fails here: a candidate on the
     far side of the disk can be farther than an unseen point just past its near edge.
@@ -120,7 +127,7 @@ def test_exact_whatever_the_starting_resolution_and_disk(
     rings_to_cover = radius_m / (1.5 * h3i.average_hexagon_edge_length(res, "m"))
     assume(rings_to_cover < 25)  # keeps the example fast; coverage by many rings is still exercised
     lats, lngs = (_clustered if clustered else _uniform)(seed, size)
-    index = _FixedPlan(lats, lngs, res, rings)
+    index = _FixedPlan(lats, lngs, res, rings, table)
     queries = np.random.default_rng(seed).uniform((27.58, 85.18), (27.82, 85.54), (12, 2))
     for query in queries:
         assert_exact(index, lats, lngs, (float(query[0]), float(query[1])), n, radius_m)
@@ -293,3 +300,54 @@ def test_exact_around_a_pentagon() -> None:
     for query in [(lat, lng), (lat + 0.003, lng - 0.004), (lat - 0.02, lng + 0.03)]:
         for n in (1, 15, 100):
             assert_exact(index, lats, lngs, query, n, 3_000.0)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_cell_table_and_h3_walk_give_the_same_answers(clustered: bool) -> None:
+    """The compiled walk over the cell table and the h3-py walk are two routes to one answer."""
+    lats, lngs = (_clustered if clustered else _uniform)(5, 4000)
+    with_table, without = ProximityIndex(lats, lngs), ProximityIndex(lats, lngs, precompute_geometry=False)
+    queries = np.random.default_rng(6).uniform((27.58, 85.18), (27.82, 85.54), (200, 2)).tolist()
+    for n, radius_m in [(1, 300.0), (20, 10_000.0), (200, 1_500.0)]:
+        for lat, lng in queries:
+            got, expected = with_table.nearest(lat, lng, n, radius_m), without.nearest(lat, lng, n, radius_m)
+            np.testing.assert_array_equal(got.positions, expected.positions)
+            np.testing.assert_array_equal(got.distances_m, expected.distances_m)
+
+
+def test_parents_are_h3_parents() -> None:
+    cells = np.array(
+        [h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION) for lat, lng in zip(*_uniform(3, 300), strict=True)],
+        dtype=np.uint64,
+    )
+    for res in range(FINEST_RESOLUTION + 1):
+        assert _parents(cells, res).tolist() == [h3i.cell_to_parent(int(cell), res) for cell in cells]
+
+
+@pytest.mark.parametrize("where", ["city", "pentagon"])
+def test_cell_table_rows_and_rings_are_h3s(where: str) -> None:
+    """Geometry rows are bit-equal to the per-cell h3-py route; rings grown from the neighbour rows are
+    h3's rings (a pentagon's neighbourhood included) until the table ends, where growing reports it."""
+    if where == "city":
+        lats, lngs = _clustered(8, 500)
+    else:
+        lat, lng = h3i.cell_to_latlng(h3i.get_pentagons(8)[0])
+        lats, lngs = np.array([lat, lat + 0.01]), np.array([lng, lng - 0.01])
+    finest = np.sort(ProximityIndex(lats, lngs)._cells)
+    table = _cell_table(finest)
+    assert np.all(np.diff(table.cells.astype(np.float64)) > 0)
+    for row in np.random.default_rng(0).choice(table.cells.size, 300).tolist():
+        assert tuple(table.geometry[row]) == _cell_geometry(int(table.cells[row]))
+    origins = np.unique(np.concatenate([_parents(finest, res) for res in (COARSEST_RESOLUTION, 8, 10)]))
+    for origin in origins.tolist():
+        rows = np.empty(200, dtype=np.int64)
+        ends = np.empty(PRECOMPUTED_RINGS + 3, dtype=np.int64)
+        rows[0], ends[0] = int(np.searchsorted(table.cells, origin)), 1
+        for k in range(PRECOMPUTED_RINGS + 1):
+            ends[k + 1] = proximity_loops.grow_ring(rows, ends, k, table.neighbours, table.complete)
+            if k + 1 <= PRECOMPUTED_RINGS:  # within the table by construction
+                ring = table.cells[rows[ends[k] : ends[k + 1]]]
+                assert sorted(ring.tolist()) == sorted(_ring(origin, k + 1).tolist())
+        assert ends[PRECOMPUTED_RINGS + 1] == -1 or sorted(
+            table.cells[rows[ends[PRECOMPUTED_RINGS] : ends[PRECOMPUTED_RINGS + 1]]].tolist()
+        ) == sorted(_ring(origin, PRECOMPUTED_RINGS + 1).tolist())
