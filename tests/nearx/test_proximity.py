@@ -17,6 +17,7 @@ from nearx.proximity import (
     COARSEST_RESOLUTION,
     FINEST_RESOLUTION,
     MAX_RADIUS_M,
+    PRECOMPUTED_FINEST_RESOLUTION,
     PRECOMPUTED_RINGS,
     Neighbours,
     ProximityIndex,
@@ -351,3 +352,17 @@ def test_cell_table_rows_and_rings_are_h3s(where: str) -> None:
         assert ends[PRECOMPUTED_RINGS + 1] == -1 or sorted(
             table.cells[rows[ends[PRECOMPUTED_RINGS] : ends[PRECOMPUTED_RINGS + 1]]].tolist()
         ) == sorted(_ring(origin, PRECOMPUTED_RINGS + 1).tolist())
+
+
+def test_with_a_table_plans_start_no_finer_than_the_table() -> None:
+    """A dense block (30 points within a few metres) starts from its finest cell without a table,
+    and one resolution coarser with one, where the walk stays in the compiled table."""
+    rng = np.random.default_rng(4)
+    lats, lngs = 27.7 + rng.normal(0, 0.00002, 30), 85.3 + rng.normal(0, 0.00002, 30)
+    finest = h3i.latlng_to_cell(27.7, 85.3, FINEST_RESOLUTION)
+    without = ProximityIndex(lats, lngs, precompute_geometry=False)
+    with_table = ProximityIndex(lats, lngs)
+    assert without._plan(finest, 5, 1_000.0) == (FINEST_RESOLUTION, 1)
+    assert with_table._plan(finest, 5, 1_000.0) == (PRECOMPUTED_FINEST_RESOLUTION, 1)
+    assert with_table._plan(finest, 5, 30.0)[0] == PRECOMPUTED_FINEST_RESOLUTION  # a tiny R's covering too
+    assert_exact(with_table, lats, lngs, (27.7, 85.3), 5, 1_000.0)
