@@ -241,18 +241,17 @@ class ProximityIndex:
             return Neighbours(positions=_EMPTY_INT, ids=self._ids[:0], distances_m=_EMPTY_FLOAT)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
         res, k = self._plan(finest, n, radius_m)
-        digit_keep, sixes = _DESCENDANT_MASKS[res]
         if self._table is not None:
             done, first, second, third = loops.walk(
-                self._cells,
                 self._xyz,
                 self._order,
                 self._table.cells,
                 self._table.geometry,
+                self._table.lo,
+                self._table.hi,
                 self._table.neighbours,
                 self._table.complete,
                 finest,
-                res,
                 k,
                 lat,
                 lng,
@@ -260,13 +259,11 @@ class ProximityIndex:
                 radius_m,
                 _PARENT_MASKS[res][0],
                 _PARENT_MASKS[res][1],
-                digit_keep,
-                sixes,
-                _FINEST_RES_BITS,
                 _BOUND_MARGIN_M,
             )
             if done:
                 return Neighbours(positions=first, ids=self._ids[second], distances_m=third)
+        digit_keep, sixes = _DESCENDANT_MASKS[res]
         origin = h3i.cell_to_parent(finest, res)
         cells = _disk(origin, k)
         positions, chord2 = _EMPTY_INT, _EMPTY_FLOAT
@@ -388,19 +385,22 @@ class _CellTable:
     """The cells near an index's points, sorted, with what the compiled walk needs of each.
 
     ``geometry`` rows are centre unit vector and circumradius (as :func:`_cell_geometry`);
-    ``neighbours`` rows are table rows of the grid neighbours (-1 pads a pentagon's
-    five); ``complete`` tells whether all of a cell's neighbours are in the table
-    (the walk needs that to grow a ring past it).
+    a cell's points are ``lo:hi`` of the index's sorted arrays; ``neighbours`` rows are
+    table rows of the grid neighbours (-1 pads a pentagon's five); ``complete`` tells
+    whether all of a cell's neighbours are in the table (the walk needs that to grow a
+    ring past it).
     """
 
     cells: npt.NDArray[np.uint64]
     geometry: FloatArray
+    lo: IntArray
+    hi: IntArray
     neighbours: IntArray
     complete: npt.NDArray[np.bool_]
 
 
-def _cell_table(finest_cells: npt.NDArray[np.uint64]) -> _CellTable:
-    """The cells within :data:`PRECOMPUTED_RINGS` of an ancestor of ``finest_cells``, resolutions
+def _cell_table(sorted_cells: npt.NDArray[np.uint64]) -> _CellTable:
+    """The cells within :data:`PRECOMPUTED_RINGS` of an ancestor of ``sorted_cells``, resolutions
     :data:`COARSEST_RESOLUTION` to :data:`PRECOMPUTED_FINEST_RESOLUTION`.
 
     Not the finest resolution: an origin there needs ``n`` points in one ~25 m
@@ -410,7 +410,7 @@ def _cell_table(finest_cells: npt.NDArray[np.uint64]) -> _CellTable:
     """
     near: set[int] = set()
     for res in range(COARSEST_RESOLUTION, PRECOMPUTED_FINEST_RESOLUTION + 1):
-        for origin in np.unique(_parents(finest_cells, res)).tolist():
+        for origin in np.unique(_parents(sorted_cells, res)).tolist():
             near.update(h3i.grid_disk(origin, PRECOMPUTED_RINGS))
     cells = np.array(sorted(near), dtype=np.uint64)
     listed = cells.tolist()
@@ -429,7 +429,12 @@ def _cell_table(finest_cells: npt.NDArray[np.uint64]) -> _CellTable:
     rows = np.minimum(np.searchsorted(cells, around), max(cells.size - 1, 0))
     present = cells[rows] == around
     neighbours = np.where(present, rows, -1).astype(np.int64)
-    return _CellTable(cells, geometry, neighbours, (present | (around == 0)).all(axis=1))
+    lo, hi = np.zeros(cells.size, dtype=np.int64), np.zeros(cells.size, dtype=np.int64)
+    resolutions = (cells >> np.uint64(_RES_SHIFT)) & np.uint64(0xF)
+    for res in np.unique(resolutions).tolist():
+        at = np.flatnonzero(resolutions == res)
+        lo[at], hi[at] = loops.runs(sorted_cells, cells[at], *_DESCENDANT_MASKS[res], _FINEST_RES_BITS)
+    return _CellTable(cells, geometry, lo, hi, neighbours, (present | (around == 0)).all(axis=1))
 
 
 def _parents(cells: npt.NDArray[np.uint64], res: int) -> npt.NDArray[np.uint64]:

@@ -95,35 +95,37 @@ def _chord2(x: float, y: float, z: float, qx: float, qy: float, qz: float) -> fl
     return dx * dx + dy * dy + dz * dz
 
 
-@njit(cache=True)
-def _scan(
-    sorted_cells: UIntArray,
-    xyz: FloatArray,
-    cells: UIntArray,
-    digit_keep: int,
-    sixes: int,
-    finest_bits: int,
-    query: tuple[float, float, float],
-    radius_c2: float,
-) -> tuple[IntArray, FloatArray]:
-    """Positions and squared chords of the points of ``cells`` (one resolution) within ``radius_c2``.
+@njit("Tuple((i8[::1], i8[::1]))(u8[::1], u8[::1], u8, u8, u8)", cache=True)
+def runs(
+    sorted_cells: UIntArray, cells: UIntArray, digit_keep: int, sixes: int, finest_bits: int
+) -> tuple[IntArray, IntArray]:
+    """Where the points of each of ``cells`` (one resolution) lie in ``sorted_cells``: ``lo[i]:hi[i]``.
 
     A cell's descendants are one run of ``sorted_cells``: from ``(cell & digit_keep) |
     finest_bits`` to that ``| sixes``.
     """
     lo = np.empty(cells.size, dtype=np.int64)
     hi = np.empty(cells.size, dtype=np.int64)
-    total = 0
     for i in range(cells.size):
         first = (cells[i] & digit_keep) | finest_bits
         lo[i] = np.searchsorted(sorted_cells, first, side="left")
         hi[i] = np.searchsorted(sorted_cells, first | sixes, side="right")
+    return lo, hi
+
+
+@njit(cache=True)
+def _scan(
+    xyz: FloatArray, lo: IntArray, hi: IntArray, query: tuple[float, float, float], radius_c2: float
+) -> tuple[IntArray, FloatArray]:
+    """Positions and squared chords of the points in the runs ``lo[i]:hi[i]`` within ``radius_c2``."""
+    total = 0
+    for i in range(lo.size):
         total += hi[i] - lo[i]
     positions = np.empty(total, dtype=np.int64)
     chord2 = np.empty(total, dtype=np.float64)
     found = 0
     qx, qy, qz = query
-    for i in range(cells.size):
+    for i in range(lo.size):
         for p in range(lo[i], hi[i]):
             c2 = _chord2(xyz[p, 0], xyz[p, 1], xyz[p, 2], qx, qy, qz)
             if c2 <= radius_c2:
@@ -152,13 +154,10 @@ def _top_n(
 
 @njit(cache=True, inline="always")
 def _advance(
-    sorted_cells: UIntArray,
     xyz: FloatArray,
     order: IntArray,
-    cells: UIntArray,
-    digit_keep: int,
-    sixes: int,
-    finest_bits: int,
+    lo: IntArray,
+    hi: IntArray,
     query: tuple[float, float, float],
     radius_m: float,
     reach: Geometry,
@@ -173,9 +172,7 @@ def _advance(
     chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
     unseen_at_least = outside - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - margin_m
     sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
-    positions, chord2 = _scan(
-        sorted_cells, xyz, cells, digit_keep, sixes, finest_bits, query, m_to_chord2(radius_m)
-    )
+    positions, chord2 = _scan(xyz, lo, hi, query, m_to_chord2(radius_m))
     positions = np.concatenate((seen_positions, positions))
     chord2 = np.concatenate((seen_chord2, chord2))
     if unseen_at_least > radius_m or np.count_nonzero(chord2 < sure_c2) >= n:
@@ -215,14 +212,12 @@ def step(
     on returns ``(False, positions, positions, squared chords)`` of every
     candidate so far, to pass back with the next ring's cells.
     """
+    lo, hi = runs(sorted_cells, cells, digit_keep, sixes, finest_bits)
     return _advance(
-        sorted_cells,
         xyz,
         order,
-        cells,
-        digit_keep,
-        sixes,
-        finest_bits,
+        lo,
+        hi,
         unit(lat, lng),
         radius_m,
         reach,
@@ -320,20 +315,20 @@ def grow_ring(
 
 
 @njit(
-    "Tuple((b1, i8[::1], i8[::1], f8[::1]))(u8[::1], f8[:, ::1], i8[::1], u8[::1], f8[:, ::1], i8[:, ::1], "
-    "b1[::1], u8, i8, i8, f8, f8, i8, f8, u8, u8, u8, u8, u8, f8)",
+    "Tuple((b1, i8[::1], i8[::1], f8[::1]))(f8[:, ::1], i8[::1], u8[::1], f8[:, ::1], i8[::1], i8[::1], "
+    "i8[:, ::1], b1[::1], u8, i8, f8, f8, i8, f8, u8, u8, f8)",
     cache=True,
 )
 def walk(
-    sorted_cells: UIntArray,
     xyz: FloatArray,
     order: IntArray,
     table_cells: UIntArray,
     table: FloatArray,
+    table_lo: IntArray,
+    table_hi: IntArray,
     neighbours: IntArray,
     complete: npt.NDArray[np.bool_],
     finest: int,
-    res: int,
     k: int,
     lat: float,
     lng: float,
@@ -341,15 +336,13 @@ def walk(
     radius_m: float,
     parent_keep: int,
     parent_fill: int,
-    digit_keep: int,
-    sixes: int,
-    finest_bits: int,
     margin_m: float,
 ) -> tuple[bool, IntArray, IntArray, FloatArray]:
     """The whole walk from a plan's ``(res, k)`` in one call: :func:`step` per ring, rings from the table.
 
     ``(finest & parent_keep) | parent_fill`` is the origin, the query's ancestor at
-    ``res``. Returns ``(True, input positions, sorted-array positions, metres)``,
+    the plan's resolution; table row ``r``'s points are ``table_lo[r]:table_hi[r]``
+    (:func:`runs`, at build). Returns ``(True, input positions, sorted-array positions, metres)``,
     or ``(False, ...)`` with empty arrays when the walk leaves the table (the
     caller then walks with h3-py instead).
     """
@@ -367,18 +360,15 @@ def walk(
             return False, empty_i, empty_i, empty_f
     query = unit(lat, lng)
     ox, oy, oz = table[at, 0], table[at, 1], table[at, 2]
-    cells = table_cells[rows[: ends[k]]]
+    cells = rows[: ends[k]]
     positions, chord2 = empty_i, empty_f
     while True:
         reach = (ox, oy, oz, ring_reach(table[rows[ends[k] : ends[k + 1]]], ox, oy, oz))
         done, first, second, third = _advance(
-            sorted_cells,
             xyz,
             order,
-            cells,
-            digit_keep,
-            sixes,
-            finest_bits,
+            table_lo[cells],
+            table_hi[cells],
             query,
             radius_m,
             reach,
@@ -396,4 +386,4 @@ def walk(
         ends[k + 1] = grow_ring(rows, ends, k, neighbours, complete)
         if ends[k + 1] < 0:
             return False, empty_i, empty_i, empty_f
-        cells = table_cells[rows[ends[k - 1] : ends[k]]]
+        cells = rows[ends[k - 1] : ends[k]]

@@ -338,7 +338,12 @@ def test_cell_table_rows_and_rings_are_h3s(where: str) -> None:
     table = _cell_table(finest)
     assert np.all(np.diff(table.cells.astype(np.float64)) > 0)
     for row in np.random.default_rng(0).choice(table.cells.size, 300).tolist():
-        assert tuple(table.geometry[row]) == _cell_geometry(int(table.cells[row]))
+        cell = int(table.cells[row])
+        assert tuple(table.geometry[row]) == _cell_geometry(cell)
+        inside = np.flatnonzero(_parents(finest, h3i.get_resolution(cell)) == cell)  # finest is sorted
+        assert (table.lo[row], table.hi[row]) == (
+            (inside[0], inside[-1] + 1) if inside.size else (table.lo[row],) * 2
+        )
     origins = np.unique(np.concatenate([_parents(finest, res) for res in (COARSEST_RESOLUTION, 8, 10)]))
     for origin in origins.tolist():
         rows = np.empty(200, dtype=np.int64)
