@@ -160,19 +160,23 @@ def _advance(
     hi: IntArray,
     query: tuple[float, float, float],
     radius_m: float,
+    keep_c2: float,
     reach: Geometry,
     margin_m: float,
     n: int,
     seen_positions: IntArray,
     seen_chord2: FloatArray,
 ) -> tuple[bool, IntArray, IntArray, FloatArray]:
-    """The body of :func:`step` (shared with :func:`walk`), for a query given as a unit vector."""
+    """The body of :func:`step` (shared with :func:`walk`), for a query given as a unit vector.
+
+    Candidates are the points within ``keep_c2`` (R's squared chord, or less when
+    :func:`walk` knows that no point farther can make the top N)."""
     qx, qy, qz = query
     ox, oy, oz, outside = reach
     chord = math.sqrt((qx - ox) ** 2 + (qy - oy) ** 2 + (qz - oz) ** 2)
     unseen_at_least = outside - 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - margin_m
     sure_c2 = m_to_chord2(unseen_at_least) if unseen_at_least > 0 else -1.0
-    positions, chord2 = _scan(xyz, lo, hi, query, m_to_chord2(radius_m))
+    positions, chord2 = _scan(xyz, lo, hi, query, keep_c2)
     positions = np.concatenate((seen_positions, positions))
     chord2 = np.concatenate((seen_chord2, chord2))
     if unseen_at_least > radius_m or np.count_nonzero(chord2 < sure_c2) >= n:
@@ -220,6 +224,7 @@ def step(
         hi,
         unit(lat, lng),
         radius_m,
+        m_to_chord2(radius_m),
         reach,
         margin_m,
         n,
@@ -271,6 +276,23 @@ def cells_geometry(centres: FloatArray, vertices: FloatArray, offsets: IntArray)
     for i in range(centres.shape[0]):
         table[i] = _geometry(centres[i, 0], centres[i, 1], vertices, offsets[i], offsets[i + 1])
     return table
+
+
+@njit(cache=True, inline="always")
+def _near(table: FloatArray, cells: IntArray, query: tuple[float, float, float], within_m: float) -> IntArray:
+    """The table rows of ``cells`` whose points may lie within ``within_m`` of the query
+    (``d(query, centre) - circumradius <= within_m``)."""
+    qx, qy, qz = query
+    kept = np.empty(cells.size, dtype=np.int64)
+    found = 0
+    for cell in cells:
+        chord = math.sqrt(
+            (table[cell, 0] - qx) ** 2 + (table[cell, 1] - qy) ** 2 + (table[cell, 2] - qz) ** 2
+        )
+        if 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, chord * 0.5)) - table[cell, 3] <= within_m:
+            kept[found] = cell
+            found += 1
+    return kept[:found]
 
 
 MAX_WALK_RINGS = 16
@@ -360,17 +382,24 @@ def walk(
             return False, empty_i, empty_i, empty_f
     query = unit(lat, lng)
     ox, oy, oz = table[at, 0], table[at, 1], table[at, 2]
+    keep_c2 = m_to_chord2(radius_m)
+    _, origin_c2 = _scan(xyz, table_lo[at : at + 1], table_hi[at : at + 1], query, keep_c2)
+    if origin_c2.size >= n:  # the origin's n-th point bounds the answer's: farther cells and points can go
+        keep_c2 = np.partition(origin_c2, n - 1)[n - 1]
+    keep_m = chord2_to_m(np.array([keep_c2]))[0]
     cells = rows[: ends[k]]
     positions, chord2 = empty_i, empty_f
     while True:
         reach = (ox, oy, oz, ring_reach(table[rows[ends[k] : ends[k + 1]]], ox, oy, oz))
+        near = _near(table, cells, query, keep_m + margin_m)
         done, first, second, third = _advance(
             xyz,
             order,
-            table_lo[cells],
-            table_hi[cells],
+            table_lo[near],
+            table_hi[near],
             query,
             radius_m,
+            keep_c2,
             reach,
             margin_m,
             n,
