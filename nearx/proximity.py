@@ -89,8 +89,8 @@ PRECOMPUTED_FINEST_RESOLUTION = FINEST_RESOLUTION - 1
 """The cell table covers resolutions up to this one (see :func:`_cell_table` for why not the finest)."""
 
 PRECOMPUTED_RINGS = 3
-"""Cells within this many rings of a cell holding points get their geometry at build time: a plan's 1-ring
-disk needs rings 2 and 3 for the bounds of its first two steps (99 % of queries take one step)."""
+"""Cells within this many rings of a cell holding points are in the cell table: a plan's 1-ring disk
+needs rings 2 and 3 for the bounds of its first two steps (99 % of queries take one step)."""
 
 _BOUND_MARGIN_M = 0.05
 """Slack for float rounding and for H3 assigning a point that sits on a cell edge to the neighbour."""
@@ -235,8 +235,8 @@ class ProximityIndex:
         return [self._nearest(lat, lng, n, radius_m) for lat, lng in points]
 
     def _nearest(self, lat: float, lng: float, n: int, radius_m: float) -> Neighbours:
-        """The ring walk of the module docstring: one compiled call over the cell table, or
-        (no table, or a walk that leaves it) two compiled calls plus one per extra ring with h3-py."""
+        """The ring walk of the module docstring: the plan, then one compiled call over the cell
+        table, or (no table, or a walk that leaves it) one compiled call per ring with h3-py."""
         if n == 0 or not len(self):
             return Neighbours(positions=_EMPTY_INT, ids=self._ids[:0], distances_m=_EMPTY_FLOAT)
         finest = h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION)
