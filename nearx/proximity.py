@@ -58,7 +58,7 @@ the same sequence an exhaustive search ordered by ``(distance, position)`` gives
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -171,12 +171,18 @@ class ProximityIndex:
         ids: npt.ArrayLike | None = None,
         *,
         precompute_geometry: bool = True,
+        geometry_of: ProximityIndex | None = None,
     ) -> None:
         """``precompute_geometry`` builds the table of the cells near the points (:func:`_cell_table`)
         so that a query is one compiled call, even on its first visit to an area; it costs
         ~0.3-0.7 s per build for a city. An index rebuilt every few seconds for a few thousand
         queries (a dispatch round) passes False: it walks with h3-py, whose disks, rings and cell
         geometry are cached per cell across rebuilds.
+
+        ``geometry_of``: an index over a superset of these points (the city's, for one category's)
+        whose table this one shares; only each cell's range of points is computed again, in
+        milliseconds. (A point outside the superset still gets exact answers: a walk that leaves
+        the table continues with h3-py.)
         """
         lat_arr = np.asarray(lats, dtype=np.float64)
         lng_arr = np.asarray(lngs, dtype=np.float64)
@@ -205,9 +211,13 @@ class ProximityIndex:
         self._order = order.astype(np.int64)
         self._ids = id_arr[order]
         self._xyz = unit_vectors(lat_arr, lng_arr)[order]  # same arithmetic per point as brute force
-        self._table = _cell_table(self._cells) if precompute_geometry else None
+        shared = geometry_of._table if geometry_of is not None else None
+        if shared is not None:
+            self._table: _CellTable | None = _with_ranges(shared, self._cells)
+        else:
+            self._table = _cell_table(self._cells) if precompute_geometry else None
         # with a table, plans stop at its finest resolution (below): a walk from there stays compiled
-        finest_origin = PRECOMPUTED_FINEST_RESOLUTION if precompute_geometry else FINEST_RESOLUTION
+        finest_origin = PRECOMPUTED_FINEST_RESOLUTION if self._table is not None else FINEST_RESOLUTION
         levels = slice(0, finest_origin - COARSEST_RESOLUTION + 1)
         self._origins = (finest_origin, _ANCESTOR_KEEP[levels], _ANCESTOR_SIXES[levels])
 
@@ -429,12 +439,26 @@ def _cell_table(sorted_cells: npt.NDArray[np.uint64]) -> _CellTable:
     rows = np.minimum(np.searchsorted(cells, around), max(cells.size - 1, 0))
     present = cells[rows] == around
     neighbours = np.where(present, rows, -1).astype(np.int64)
+    lo, hi = _point_ranges(cells, sorted_cells)
+    return _CellTable(cells, geometry, lo, hi, neighbours, (present | (around == 0)).all(axis=1))
+
+
+def _with_ranges(table: _CellTable, sorted_cells: npt.NDArray[np.uint64]) -> _CellTable:
+    """``table``'s cells and geometry with the ranges of another index's points."""
+    lo, hi = _point_ranges(table.cells, sorted_cells)
+    return replace(table, lo=lo, hi=hi)
+
+
+def _point_ranges(
+    cells: npt.NDArray[np.uint64], sorted_cells: npt.NDArray[np.uint64]
+) -> tuple[IntArray, IntArray]:
+    """Per table cell (any resolution), its descendants' run ``lo:hi`` in ``sorted_cells``."""
     lo, hi = np.zeros(cells.size, dtype=np.int64), np.zeros(cells.size, dtype=np.int64)
     resolutions = (cells >> np.uint64(_RES_SHIFT)) & np.uint64(0xF)
     for res in np.unique(resolutions).tolist():
         at = np.flatnonzero(resolutions == res)
         lo[at], hi[at] = loops.runs(sorted_cells, cells[at], *_DESCENDANT_MASKS[res], _FINEST_RES_BITS)
-    return _CellTable(cells, geometry, lo, hi, neighbours, (present | (around == 0)).all(axis=1))
+    return lo, hi
 
 
 def _parents(cells: npt.NDArray[np.uint64], res: int) -> npt.NDArray[np.uint64]:

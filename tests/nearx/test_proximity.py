@@ -316,6 +316,25 @@ def test_cell_table_and_h3_walk_give_the_same_answers(clustered: bool) -> None:
             np.testing.assert_array_equal(got.distances_m, expected.distances_m)
 
 
+@pytest.mark.parametrize("clustered", [False, True])
+def test_a_subset_sharing_the_supersets_table_answers_like_its_own(clustered: bool) -> None:
+    """A category's index borrowing the city's cell table (only the point ranges are its own)
+    answers exactly as one that built its table, and as brute force."""
+    lats, lngs = (_clustered if clustered else _uniform)(8, 4000)
+    members = np.flatnonzero(np.random.default_rng(9).random(lats.size) < 0.15)
+    city = ProximityIndex(lats, lngs)
+    shared = ProximityIndex(lats[members], lngs[members], members, geometry_of=city)
+    own = ProximityIndex(lats[members], lngs[members], members)
+    queries = np.random.default_rng(10).uniform((27.58, 85.18), (27.82, 85.54), (150, 2)).tolist()
+    for n, radius_m in [(1, 300.0), (20, 10_000.0), (200, 1_500.0)]:
+        for lat, lng in queries:
+            got, expected = shared.nearest(lat, lng, n, radius_m), own.nearest(lat, lng, n, radius_m)
+            np.testing.assert_array_equal(got.ids, expected.ids)
+            np.testing.assert_array_equal(got.distances_m, expected.distances_m)
+    for query in queries[:20]:
+        assert_exact(shared, lats[members], lngs[members], (query[0], query[1]), 20, 5_000.0)
+
+
 def test_parents_are_h3_parents() -> None:
     cells = np.array(
         [h3i.latlng_to_cell(lat, lng, FINEST_RESOLUTION) for lat, lng in zip(*_uniform(3, 300), strict=True)],

@@ -138,8 +138,11 @@ def _city_index(
     positions: dict[str, list[int]] = defaultdict(list)
     for i, category in enumerate(categories):
         positions[category].append(i)
-    by_category = {
-        category: ProximityIndex(lat[members], lng[members], np.array(members, dtype=np.int64))
+    everything = ProximityIndex(lat, lng, np.arange(len(rows), dtype=np.int64))
+    by_category = {  # sharing the city's cell table: a category's build is its points' sort only
+        category: ProximityIndex(
+            lat[members], lng[members], np.array(members, dtype=np.int64), geometry_of=everything
+        )
         for category, members in positions.items()
     }
     return CityIndex(
@@ -158,7 +161,7 @@ def _city_index(
         delivery_radius_m=np.array([r["delivery_radius_m"] for r in rows], dtype=np.float64),
         hours={i: hours[m] for i, m in enumerate(ids) if m in hours},
         holidays={i: holidays[m] for i, m in enumerate(ids) if m in holidays},
-        everything=ProximityIndex(lat, lng, np.arange(len(rows), dtype=np.int64)),
+        everything=everything,
         by_category=by_category,
     )
 
