@@ -150,7 +150,7 @@ class ScoringRuntime:
                 self.routing(WARM_UP_CITY, "UTC")
                 # what is loaded by now (models, Feast, MLflow, the road graph) lives as long as the
                 # process: out of the collector's sight, a full collection walks request garbage
-                # instead of ~500k long-lived objects (70-300 ms a pass, a request's tail latency)
+                # instead of ~750k long-lived objects (70-300 ms a pass, a request's tail latency)
                 gc.freeze()
         finally:
             self.warmed = True
