@@ -22,6 +22,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -103,8 +104,8 @@ class LoadedModel:
         if booster is not None and type(booster).__name__ == "Booster":
             matrix = np.column_stack([np.asarray(frame[name], dtype=np.float64) for name in self.inputs])
             raw: Any = self.trees[0].predict(matrix) if self.trees else booster.predict(matrix, num_threads=1)
-        elif isinstance(python_model, ColumnarModel):
-            return pd.DataFrame(python_model.predict_columns({name: frame[name] for name in self.inputs}))
+        elif self.columnar is not None:
+            return pd.DataFrame(self.predict_columns(frame))
         else:
             columns = pd.DataFrame({name: frame[name] for name in self.inputs})
             if python_model is not None:
@@ -122,11 +123,18 @@ class LoadedModel:
     def predict_columns(self, columns: Mapping[str, Any]) -> Mapping[str, Any]:
         """The named outputs as arrays; a :class:`ColumnarModel` builds no frame on the way in or out
         (for 20 rows the frames cost more than the trees), any other model goes through :meth:`predict`."""
-        python_model = getattr(getattr(self.pyfunc, "_model_impl", None), "python_model", None)
-        if isinstance(python_model, ColumnarModel):
-            return python_model.predict_columns({name: columns[name] for name in self.inputs})
+        columnar = self.columnar
+        if columnar is not None:
+            return columnar.predict_columns({name: columns[name] for name in self.inputs})
         frame = self.predict(columns)
         return {name: frame[name].to_numpy() for name in frame.columns}
+
+    @functools.cached_property
+    def columnar(self) -> ColumnarModel | None:
+        """The Python model underneath if it scores columns, found once per loaded version (a
+        runtime protocol check costs microseconds, and each match asks three models)."""
+        python_model = getattr(getattr(self.pyfunc, "_model_impl", None), "python_model", None)
+        return python_model if isinstance(python_model, ColumnarModel) else None
 
 
 @runtime_checkable
