@@ -38,18 +38,41 @@ async def append_event(
     was shown and writes nothing else): its one INSERT is atomic on its own, so it may run in
     autocommit and save the BEGIN and COMMIT round trips on a hot path.
     """
-    if not _EVENT_TYPE.match(event_type):
-        raise ValueError(f"event type {event_type!r} is not '<entity>.<verb>'")
     if not standalone and conn.info.transaction_status == TransactionStatus.IDLE:
         raise RuntimeError("append_event must run inside the transaction that made the change")
-    event_id = new_id()
-    body = msgspec.to_builtins(payload)
-    await conn.execute(
-        """
-        INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id,
-                            city_id, payload)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        """,
-        (event_id, event_type, schema_version, aggregate_type, aggregate_id, city_id, Jsonb(body)),
+    row = event_row(
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        payload=payload,
+        city_id=city_id,
+        schema_version=schema_version,
     )
-    return event_id
+    await conn.execute(INSERT_EVENT, row)
+    return row[0]
+
+
+INSERT_EVENT = """
+    INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id,
+                        city_id, payload)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+"""One outbox row; the parameters are an :func:`event_row`."""
+
+EventRow = tuple[uuid.UUID, str, int, str, uuid.UUID, str | None, Jsonb]
+
+
+def event_row(
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: uuid.UUID,
+    payload: Mapping[str, Any] | msgspec.Struct,
+    city_id: str | None = None,
+    schema_version: int = 1,
+) -> EventRow:
+    """The parameters of :data:`INSERT_EVENT` for one new event (its id first), name checked."""
+    if not _EVENT_TYPE.match(event_type):
+        raise ValueError(f"event type {event_type!r} is not '<entity>.<verb>'")
+    body = msgspec.to_builtins(payload)
+    return (new_id(), event_type, schema_version, aggregate_type, aggregate_id, city_id, Jsonb(body))
