@@ -124,6 +124,13 @@ async def session_is_revoked(conn: Connection, session_id: uuid.UUID) -> bool:
     return await cursor.fetchone() is not None
 
 
+async def revocations_since(conn: Connection, since: datetime) -> list[Row]:
+    """``id`` and ``revoked_at`` of the sessions revoked after ``since``: the revocation list's
+    poll, a range scan of the partial index ``auth_sessions_revoked``."""
+    cursor = await conn.execute("SELECT id, revoked_at FROM auth_sessions WHERE revoked_at > %s", (since,))
+    return await cursor.fetchall()
+
+
 async def mark_session_mfa(conn: Connection, session_id: uuid.UUID) -> None:
     await conn.execute("UPDATE auth_sessions SET mfa = true WHERE id = %s", (session_id,))
 
