@@ -67,6 +67,11 @@ class Settings:
     jwt_audience: str = "nearx-api"
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    revocation_poll_s: float = 1.0
+    """How often each API worker reads the sessions other workers revoked: a revoked session's
+    access tokens stop working there within this interval (at once in the worker that revoked
+    it). A list not refreshed for 5 intervals is bypassed for a per-request database check;
+    0 turns the list off (every request asks the database)."""
     secret_pepper: str = ""
     """Server-side key for hashing one-time codes and tokens, and for encrypting TOTP secrets."""
 
