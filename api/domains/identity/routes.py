@@ -38,6 +38,7 @@ from api.domains.identity.signin import SignInResult
 from api.domains.notifications.sender import MessageSender, build_sender
 from api.security.guards import requires_role
 from api.security.principal import Principal, Role
+from api.security.revocations import RevocationList
 from api.security.tokens import TokenCodec
 from nearx.db import Connection
 from nearx.settings import Settings
@@ -57,6 +58,13 @@ def request_context(request: Request[Any, Any, Any]) -> RequestContext:
 def provide_codec(state: State) -> TokenCodec:
     codec: TokenCodec = state.token_codec
     return codec
+
+
+def provide_revocations(state: State) -> RevocationList | None:
+    """The worker's revocation list, which revoking routes update after their commit; none
+    without a lifespan (partial test apps) or with ``NEARX_REVOCATION_POLL_S=0``."""
+    revocations: RevocationList | None = state.get("revocations")
+    return revocations
 
 
 def provide_sender(settings: Settings) -> MessageSender:
@@ -99,6 +107,7 @@ class AuthController(Controller):
     tags = ["identity"]  # noqa: RUF012 (Litestar reads it as a class attribute)
     dependencies = {  # noqa: RUF012
         "codec": Provide(provide_codec, sync_to_thread=False),
+        "revocations": Provide(provide_revocations, sync_to_thread=False),
         "sender": Provide(provide_sender, sync_to_thread=False),
         "context": Provide(provide_context, sync_to_thread=False),
         "oidc_registry": Provide(provide_oidc, sync_to_thread=False),
@@ -160,11 +169,14 @@ class AuthController(Controller):
         conn: NamedDependency[Connection],
         settings: NamedDependency[Settings],
         codec: NamedDependency[TokenCodec],
+        revocations: NamedDependency[RevocationList | None],
         context: NamedDependency[RequestContext],
         data: JSONBody[RefreshRequest],
     ) -> Tokens:
         """Presenting an already-used refresh token revokes its whole session (401)."""
-        pair = await sessions.rotate(conn, settings, codec, refresh_token=data.refresh_token, context=context)
+        pair = await sessions.rotate(
+            conn, settings, codec, revocations, refresh_token=data.refresh_token, context=context
+        )
         return tokens_body(pair)
 
     @post(
@@ -174,9 +186,10 @@ class AuthController(Controller):
         self,
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        revocations: NamedDependency[RevocationList | None],
         context: NamedDependency[RequestContext],
     ) -> None:
-        await sessions.end_session(conn, principal, context=context)
+        await sessions.end_session(conn, principal, revocations, context=context)
 
     @post("/totp/enrol", operation_id="enrolTotp", summary="Start TOTP enrolment", status_code=HTTP_200_OK)
     async def enrol_totp(
@@ -297,7 +310,10 @@ class RoleAdminController(Controller):
     path = "/v1/admin/users"
     tags = ["admin"]  # noqa: RUF012
     guards = [requires_role(Role.ADMIN)]  # noqa: RUF012
-    dependencies = {"context": Provide(provide_context, sync_to_thread=False)}  # noqa: RUF012
+    dependencies = {  # noqa: RUF012
+        "context": Provide(provide_context, sync_to_thread=False),
+        "revocations": Provide(provide_revocations, sync_to_thread=False),
+    }
 
     @get("/{user_id:uuid}/roles", operation_id="adminListRoles", summary="A user's platform roles")
     async def list_roles(self, conn: NamedDependency[Connection], user_id: FromPath[uuid.UUID]) -> UserRoles:
@@ -330,9 +346,10 @@ class RoleAdminController(Controller):
         self,
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
+        revocations: NamedDependency[RevocationList | None],
         context: NamedDependency[RequestContext],
         user_id: FromPath[uuid.UUID],
         role: FromPath[Role],
     ) -> UserRoles:
-        roles = await service.revoke_role(conn, principal, user_id, role, context=context)
+        roles = await service.revoke_role(conn, principal, user_id, role, revocations, context=context)
         return UserRoles(user_id=user_id, roles=roles)

@@ -18,6 +18,7 @@ from api.domains.identity.limits import WINDOW
 from api.domains.identity.signin import register_user
 from api.errors import NotFound
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
+from api.security.revocations import RevocationList
 from nearx.clock import utc_now
 from nearx.db import Connection
 from nearx.outbox import append_event
@@ -88,11 +89,14 @@ async def export_identity(conn: Connection, user_id: uuid.UUID) -> dict[str, Any
     }
 
 
-async def revoke_all_sessions(conn: Connection, user_id: uuid.UUID, *, reason: str) -> None:
+async def revoke_all_sessions(conn: Connection, user_id: uuid.UUID, *, reason: str) -> list[uuid.UUID]:
     """Revoke every live session of a user: refresh tokens and access tokens stop working.
 
     Joins the caller's transaction when there is one (account deletion), else
-    runs in its own.
+    runs in its own. Returns the sessions revoked: whoever owns the commit may add
+    them to the worker's ``RevocationList`` after it (``note``), so this worker
+    refuses their access tokens at once; otherwise every worker does within the
+    revocation poll interval.
     """
     async with conn.transaction():
         revoked = await repository.revoke_user_sessions(conn, user_id, reason=reason, now=utc_now())
@@ -105,6 +109,7 @@ async def revoke_all_sessions(conn: Connection, user_id: uuid.UUID, *, reason: s
                 reason=reason,
                 sessions=[str(session_id) for session_id in revoked],
             )
+    return revoked
 
 
 async def erase_identity(conn: Connection, user_id: uuid.UUID) -> None:
@@ -169,10 +174,18 @@ async def grant_role(
 
 
 async def revoke_role(
-    conn: Connection, admin: Principal, user_id: uuid.UUID, role: Role, *, context: RequestContext
+    conn: Connection,
+    admin: Principal,
+    user_id: uuid.UUID,
+    role: Role,
+    revocations: RevocationList | None,
+    *,
+    context: RequestContext,
 ) -> list[Role]:
     """Revoke a platform role (idempotent). Losing a privileged role also ends the user's
-    sessions, so no still-valid access token keeps admin or support powers."""
+    sessions, so no still-valid access token keeps admin or support powers (in this worker
+    from the commit on: the sessions join ``revocations``)."""
+    ended: list[uuid.UUID] = []
     async with conn.transaction():
         if await repository.find_user(conn, user_id) is None:
             raise NotFound("no such user")
@@ -193,7 +206,10 @@ async def revoke_role(
                 payload={"user_id": str(user_id), "role": role.value, "by": str(admin.user_id)},
             )
             if role in PRIVILEGED_ROLES:
-                await revoke_all_sessions(conn, user_id, reason=f"role {role.value} revoked")
+                ended = await revoke_all_sessions(conn, user_id, reason=f"role {role.value} revoked")
+    if revocations is not None:
+        # stamped after the commit, so no earlier than revoked_at: the entry outlives their tokens
+        revocations.note(ended, utc_now())
     return await list_roles(conn, user_id)
 
 

@@ -22,6 +22,7 @@ from api.domains.identity.audit import RequestContext, SecurityEvent, record
 from api.domains.identity.digests import new_token, token_digest
 from api.errors import Unauthenticated
 from api.security.principal import PRIVILEGED_ROLES, Principal, Role
+from api.security.revocations import RevocationList
 from api.security.tokens import TokenCodec
 from nearx.clock import utc_now
 from nearx.db import Connection
@@ -115,9 +116,16 @@ async def start_session(
 
 
 async def rotate(
-    conn: Connection, settings: Settings, codec: TokenCodec, *, refresh_token: str, context: RequestContext
+    conn: Connection,
+    settings: Settings,
+    codec: TokenCodec,
+    revocations: RevocationList | None,
+    *,
+    refresh_token: str,
+    context: RequestContext,
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair; a replayed token revokes its whole family."""
+    """Exchange a refresh token for a new pair; a replayed token revokes its whole family
+    (in ``revocations`` too, once committed, so its access tokens stop here at once)."""
     now = utc_now()
     digest = token_digest(refresh_token)
     async with conn.transaction():
@@ -149,12 +157,16 @@ async def rotate(
     # Not live: a rotated token, an unknown one, or one of a dead session. Reuse of a
     # rotated token revokes the family, committed before we refuse.
     if claimed is None:
+        revoked: list[uuid.UUID] = []
         async with conn.transaction():
             known = await repository.find_refresh_token(conn, digest)
             if known is not None and known["rotated_at"] is not None:
                 session = await repository.find_session(conn, known["session_id"])
                 assert session is not None
-                await repository.revoke_session(conn, session["id"], reason="refresh token reuse", now=now)
+                if await repository.revoke_session(
+                    conn, session["id"], reason="refresh token reuse", now=now
+                ):
+                    revoked.append(session["id"])
                 await record(
                     conn,
                     SecurityEvent.TOKEN_REUSE,
@@ -162,13 +174,20 @@ async def rotate(
                     user_id=session["user_id"],
                     session_id=str(session["id"]),
                 )
+        if revocations is not None:
+            revocations.note(revoked, now)
     raise Unauthenticated(INVALID_REFRESH)
 
 
-async def end_session(conn: Connection, principal: Principal, *, context: RequestContext) -> None:
-    """Sign out: the session's refresh tokens and its access tokens stop working."""
+async def end_session(
+    conn: Connection, principal: Principal, revocations: RevocationList | None, *, context: RequestContext
+) -> None:
+    """Sign out: the session's refresh tokens and its access tokens stop working (in this
+    worker at once: the session joins ``revocations`` after the commit)."""
+    now = utc_now()
     async with conn.transaction():
-        if await repository.revoke_session(conn, principal.session_id, reason="logout", now=utc_now()):
+        revoked = await repository.revoke_session(conn, principal.session_id, reason="logout", now=now)
+        if revoked:
             await record(
                 conn,
                 SecurityEvent.SIGNED_OUT,
@@ -176,3 +195,5 @@ async def end_session(conn: Connection, principal: Principal, *, context: Reques
                 user_id=principal.user_id,
                 session_id=str(principal.session_id),
             )
+    if revoked and revocations is not None:
+        revocations.note([principal.session_id], now)
