@@ -36,6 +36,7 @@ from api.domains.scoring.fraud import ServingFraudScorer
 from api.errors import DomainError, domain_error_handler, http_exception_handler, unexpected_error_handler
 from api.routes import ROUTE_HANDLERS
 from api.security.middleware import BearerAuthenticationMiddleware
+from api.security.revocations import running_revocations
 from api.security.tokens import TokenCodec
 from api.strict_body import reject_lax_json
 from nearx.db import create_pool
@@ -74,6 +75,8 @@ def create_app(
             stack.push_async_callback(pool.close)
             app.state.pool = pool
             app.state.database_url = url
+            # identity: this worker's revoked sessions, so authentication skips the database
+            app.state.revocations = await stack.enter_async_context(running_revocations(pool, settings))
             # matching: the merchant index (watched) and the scoring runtime (models, online features)
             app.state.matching_index = await stack.enter_async_context(running_index(pool))
             app.state.scoring = await stack.enter_async_context(scoring_runtime(settings))

@@ -46,11 +46,14 @@ async def test_export_identity_has_roles_sessions_and_events_without_secrets(
 
 
 async def test_revoke_all_sessions_stops_refresh_and_access_tokens(
-    conn: Any, settings: Settings, client: AsyncTestClient[Litestar]
+    conn: Any, settings: Settings, app: Litestar, client: AsyncTestClient[Litestar]
 ) -> None:
     user_id, pair = await _user_with_session(conn, settings)
     _, other = await _user_with_session(conn, settings)
-    await service.revoke_all_sessions(conn, user_id, reason="account deleted")
+    revoked = await service.revoke_all_sessions(conn, user_id, reason="account deleted")
+    assert revoked == [pair.session_id]
+    # revoked outside the app, as by another worker: the app's list learns it on its next poll
+    await app.state.revocations.refresh(conn)
 
     refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert refreshed.status_code == 401
