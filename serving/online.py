@@ -18,20 +18,18 @@ merchant that is asked for keeps being a cache hit, and requests go to Feast onl
 they have not asked for lately. The bound above still holds: a row is served only while its
 stamp is younger than ``freshness_s``; the refresh only renews stamps by reading again.
 
-Layers: this process's dict (bounded, LRU-ish by insertion), then Redis when a URL is given
-(shared by every API pod: one pod's miss warms the others), then Feast. Missing entities are
-cached too (as nulls) so an unknown merchant can't make every request go to the store.
+Layers: this process's columnar cache (:mod:`serving.feature_cache`: bounded, keeping the
+most recently read rows), then Redis when a URL is given (shared by every API pod: one
+pod's miss warms the others), then Feast. Missing entities are cached too (as NaN rows) so
+an unknown merchant can't make every request go to the store.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
-import threading
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,11 +38,11 @@ import numpy as np
 import numpy.typing as npt
 
 from serving import metrics
+from serving.feature_cache import FeatureCache, ProcessCache
 
 FloatArray = npt.NDArray[np.float64]
 Vector = tuple[float, ...]
-"""One entity's features in the view's order; a missing value is NaN (not None: NumPy builds a
-float matrix from float tuples at about half the cost)."""
+"""One entity's features in the view's order as Redis holds them; a missing value is NaN."""
 Columns = dict[str, FloatArray]
 
 
@@ -140,15 +138,18 @@ class OnlineFeatures:
         self.store = store
         self.freshness_s = freshness_s
         self.shared = shared
-        self.max_entries = max_entries
         self.clock = clock
         self.refresh_ahead = refresh_ahead
-        self._local: OrderedDict[str, tuple[float, Vector]] = OrderedDict()
+        self._cache = ProcessCache(max_entries)
         self._plans: dict[str, ServicePlan] = {}
+        self._views: dict[str, ViewPlan] = {}
+        """Each cache namespace's view, for the rounds that re-read rows by namespace."""
         self._materialized: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._hot: dict[ViewPlan, set[str]] = {}
-        """Per view, the entity keys requests read since the last refresh round."""
+
+    @property
+    def entries(self) -> int:
+        """Rows held in the process cache (at most ``max_entries``)."""
+        return self._cache.entries
 
     def plan(self, service_name: str) -> ServicePlan:
         """The batch views and features of a service, read once from the Feast registry."""
@@ -168,6 +169,8 @@ class OnlineFeatures:
         except Exception as exc:
             raise FeaturesUnavailable(f"feature service {service_name}: {exc}") from exc
         plan = ServicePlan(service_name, tuple(views))
+        for view_plan in plan.views:
+            self._views[view_plan.cached_as] = view_plan
         self._plans[service_name] = plan
         return plan
 
@@ -182,20 +185,19 @@ class OnlineFeatures:
         caller may run on the event loop).
         """
         plan = self.plan(service_name)
+        now = self.clock()
+        missed: dict[ViewPlan, list[str]] | None = {} if cached_only else None
         columns: Columns = {}
         for view in plan.views:
             values = keys.get(view.join_key)
             if values is None:
                 raise KeyError(f"{service_name} needs the join key {view.join_key!r}")
-            vectors = self._vectors(view, values, cached_only)
-            if len(vectors) < len(values):  # repeated keys (the customer's, once per candidate)
-                distinct = {value: row for row, value in enumerate(vectors)}
-                matrix = np.array(list(vectors.values()), dtype=np.float64)[[distinct[v] for v in values]]
-            else:
-                matrix = np.array([vectors[v] for v in values], dtype=np.float64)
-            matrix = matrix.reshape(len(values), len(view.features))
-            for i, feature in enumerate(view.features):
-                columns[feature] = matrix[:, i]
+            rows = self._rows(view, values, now, missed)
+            if rows is not None:
+                columns.update(zip(view.features, rows.T, strict=True))  # row i of rows.T is column i
+        if missed:
+            n = sum(len(keys) for keys in missed.values())
+            raise NotCached(f"{n} rows of {', '.join(v.view for v in missed)} are not in the process cache")
         return columns
 
     def warm_up(self, service_name: str) -> None:
@@ -209,41 +211,52 @@ class OnlineFeatures:
             self._from_store(view, [""])
             metrics.WARM_UPS.labels("view", view.view).inc()
 
-    def _vectors(self, view: ViewPlan, values: Sequence[str], cached_only: bool) -> dict[str, Vector]:
-        now = self.clock()
-        found: dict[str, Vector] = {}
-        missing: list[str] = []
-        prefix = f"{view.cached_as}:"
-        read_after = now - self.freshness_s
-        cached = self._local.get  # the loop runs per candidate on the request path
-        for value in dict.fromkeys(values):
-            entry = cached(prefix + value)
-            if entry is not None and entry[0] > read_after:
-                found[value] = entry[1]
-            else:
-                missing.append(value)
-        if cached_only and missing:
-            raise NotCached(f"{len(missing)} {view.view} rows are not in the process cache")
-        metrics.FEATURE_LOOKUPS.labels(view.view, "process").inc(len(found))
-        if missing and self.shared is not None:
-            missing = self._from_shared(view, missing, now, found)
-        if missing:
-            fetched = self._read_through(view, missing, now)
-            found.update(fetched)
-            metrics.FEATURE_LOOKUPS.labels(view.view, "store").inc(len(fetched))
+    def _rows(
+        self, view: ViewPlan, values: Sequence[str], now: float, missed: dict[ViewPlan, list[str]] | None
+    ) -> FloatArray | None:
+        """The view's rows for ``values``, one per value (NaN when unknown), reading what the process
+        lacks; a cached-only read (``missed`` given) puts what it lacks there and returns None."""
+        cache = self._cache.namespaces.get(view.cached_as) or FeatureCache(len(view.features), 0)
+        index, fresh = cache.lookup(values, now - self.freshness_s)
+        if fresh.all():  # the warm path: no Python loop but the lookup's
+            if self.refresh_ahead:
+                cache.asked[index] = True
+            _counter(view.view, "process").inc(len(set(values)))
+            return cache.values.take(index, axis=0)  # a quarter of fancy indexing's cost
+        stale = np.flatnonzero(~fresh).tolist()
+        missing = list(dict.fromkeys([values[i] for i in stale]))
+        if missed is not None:
+            missed[view] = missing
+            return None
+        rows = cache.values.take(index, axis=0)
         if self.refresh_ahead:
-            with self._lock:
-                self._hot.setdefault(view, set()).update(found)
-        return found
+            cache.asked[index[fresh]] = True
+        _counter(view.view, "process").inc(len(set(values)) - len(missing))
+        fetched = self._fill(view, missing, now)
+        at = {key: i for i, key in enumerate(missing)}
+        rows[stale] = fetched[[at[values[i]] for i in stale]]
+        return rows
 
-    def _read_through(self, view: ViewPlan, keys: list[str], now: float) -> dict[str, Vector]:
+    def _fill(self, view: ViewPlan, keys: list[str], now: float) -> FloatArray:
+        """Distinct ``keys``' rows (in order) from Redis while fresh there, else read from Feast,
+        and kept in the process cache."""
+        found: dict[str, FloatArray] = {}
+        still = keys if self.shared is None else self._from_shared(view, keys, now, found)
+        if still:
+            fetched = self._read_through(view, still, now, asked=self.refresh_ahead)
+            _counter(view.view, "store").inc(len(still))
+            if still is keys:
+                return fetched
+            found.update(zip(still, fetched, strict=True))
+        return np.array([found[key] for key in keys], dtype=np.float64)
+
+    def _read_through(self, view: ViewPlan, keys: list[str], now: float, *, asked: bool) -> FloatArray:
         """Read ``keys`` from Feast, stamp them ``now`` and keep them in the cache layers."""
-        fetched = self._from_store(view, keys)
-        stamped = {f"{view.cached_as}:{k}": (now, vector) for k, vector in fetched.items()}
-        self._remember(stamped)
+        rows = self._from_store(view, keys)
+        self._cache.put(view.cached_as, keys, rows, np.full(len(keys), now), asked=asked)
         if self.shared is not None:
-            self._to_shared(view, stamped)
-        return fetched
+            self._to_shared(view, keys, rows, now)
+        return rows
 
     def refresh_hot(self, batch: int = 1_000) -> int:
         """Re-read the rows requests asked for since the last round once they are half the bound
@@ -252,88 +265,75 @@ class OnlineFeatures:
         A row not yet due is kept for the next round; one not asked for again drops out after
         its refresh, so the work follows what requests read, not the whole store.
         """
-        with self._lock:
-            rounds, self._hot = self._hot, {}
         refreshed = 0
-        for view, keys in rounds.items():
-            now = self.clock()
-            due: list[str] = []
-            waiting: set[str] = set()
-            for key in keys:
-                entry = self._local.get(f"{view.cached_as}:{key}")
-                if entry is None or now - entry[0] >= self.freshness_s / 2:
-                    due.append(key)
-                else:
-                    waiting.add(key)
-            with self._lock:
-                self._hot.setdefault(view, set()).update(waiting)
+        for namespace, view in list(self._views.items()):
+            due = self._cache.take_due(namespace, self.clock() - self.freshness_s / 2)
             for start in range(0, len(due), batch):
-                chunk = due[start : start + batch]
-                self._read_through(view, chunk, self.clock())
-                refreshed += len(chunk)
-            metrics.FEATURE_LOOKUPS.labels(view.view, "refresh").inc(len(due))
+                self._read_through(view, due[start : start + batch], self.clock(), asked=False)
+            _counter(view.view, "refresh").inc(len(due))
+            refreshed += len(due)
         return refreshed
 
     def _from_shared(
-        self, view: ViewPlan, missing: list[str], now: float, found: dict[str, Vector]
+        self, view: ViewPlan, keys: list[str], now: float, found: dict[str, FloatArray]
     ) -> list[str]:
+        """Put in ``found`` the rows Redis holds fresh (kept here too, with their stamps); the others."""
         assert self.shared is not None
         try:
-            entries = self.shared.get_many([self._shared_key(view, k) for k in missing])
+            entries = self.shared.get_many([self._shared_key(view, k) for k in keys])
         except Exception:  # a Redis outage costs speed, never answers: fall through to Feast
-            metrics.FEATURE_LOOKUPS.labels(view.view, "shared_error").inc(len(missing))
-            return missing
+            _counter(view.view, "shared_error").inc(len(keys))
+            return keys
         still: list[str] = []
-        fresh: dict[str, tuple[float, Vector]] = {}
-        for key, entry in zip(missing, entries, strict=True):
+        hits: list[str] = []
+        stamps: list[float] = []
+        vectors: list[Vector] = []
+        for key, entry in zip(keys, entries, strict=True):
             if entry is not None and now - entry[0] < self.freshness_s:
-                found[key] = entry[1]
-                fresh[f"{view.cached_as}:{key}"] = entry
+                hits.append(key)
+                stamps.append(entry[0])
+                vectors.append(entry[1])
             else:
                 still.append(key)
-        self._remember(fresh)
-        metrics.FEATURE_LOOKUPS.labels(view.view, "shared").inc(len(fresh))
+        if hits:
+            rows = np.array(vectors, dtype=np.float64).reshape(len(hits), len(view.features))
+            self._cache.put(view.cached_as, hits, rows, np.array(stamps), asked=self.refresh_ahead)
+            found.update(zip(hits, rows, strict=True))
+        _counter(view.view, "shared").inc(len(hits))
         return still
 
-    def _to_shared(self, view: ViewPlan, stamped: Mapping[str, tuple[float, Vector]]) -> None:
+    def _to_shared(self, view: ViewPlan, keys: list[str], rows: FloatArray, now: float) -> None:
         assert self.shared is not None
-        prefix = len(view.cached_as) + 1
+        items = {
+            self._shared_key(view, k): (now, tuple(row)) for k, row in zip(keys, rows.tolist(), strict=True)
+        }
         try:
-            self.shared.set_many(
-                {self._shared_key(view, k[prefix:]): entry for k, entry in stamped.items()}, self.freshness_s
-            )
+            self.shared.set_many(items, self.freshness_s)
         except Exception:  # the answer is already in hand; a Redis outage only costs the next pod a read
-            metrics.FEATURE_LOOKUPS.labels(view.view, "shared_error").inc(len(stamped))
+            _counter(view.view, "shared_error").inc(len(items))
 
     def _shared_key(self, view: ViewPlan, key: str) -> str:
         """Keyed by the view's last materialisation seen, so a new one never reads older entries."""
         return f"{view.cached_as}:{self._materialized.get(view.view)}:{key}"
 
-    def _from_store(self, view: ViewPlan, missing: list[str]) -> dict[str, Vector]:
+    def _from_store(self, view: ViewPlan, keys: list[str]) -> FloatArray:
+        """``keys``' rows as read from Feast, one per key (NaN where Feast has no value)."""
         refs = [f"{view.view}:{feature}" for feature in view.features]
         try:
             response = self.store.get_online_features(
-                features=refs, entity_rows=[{view.join_key: key} for key in missing]
+                features=refs, entity_rows=[{view.join_key: key} for key in keys]
             ).to_dict()
         except Exception as exc:
             raise FeaturesUnavailable(f"online store ({view.view}): {exc}") from exc
-        columns = [response[feature] for feature in view.features]
-        return {
-            key: tuple(math.nan if col[i] is None else float(col[i]) for col in columns)
-            for i, key in enumerate(missing)
-        }
-
-    def _remember(self, entries: Mapping[str, tuple[float, Vector]]) -> None:
-        with self._lock:
-            self._local.update(entries)
-            while len(self._local) > self.max_entries:
-                self._local.popitem(last=False)
+        columns = np.array([response[feature] for feature in view.features], dtype=np.float64)  # None: NaN
+        return columns.T.reshape(len(keys), len(view.features))
 
     def sync(self) -> list[str]:
         """Drop cached entries of every view materialised since the last call; the views dropped.
 
         Reads the views' materialisation intervals from the Feast registry (refreshed), so a
-        ``feast materialize`` by the pipelines is picked up on the next poll.
+        ``feast materialize`` by the pipelines is picked up on the next poll. Rows requests
+        asked for stay marked, so the next refresh round reads them again.
         """
         try:
             self.store.refresh_registry()
@@ -347,8 +347,12 @@ class OnlineFeatures:
                 dropped.append(view.name)
             self._materialized[view.name] = mark
         if dropped:
-            with self._lock:
-                prefixes = tuple(f"{name}:" for name in dropped)
-                for key in [k for k in self._local if k.startswith(prefixes)]:
-                    del self._local[key]
+            self._cache.forget(ns for ns, view in list(self._views.items()) if view.view in dropped)
         return dropped
+
+
+@functools.cache
+def _counter(view: str, source: str) -> Any:
+    """``FEATURE_LOOKUPS``' child for a view and source, looked up once (``labels`` takes a lock and
+    builds a key: microseconds a request on the warm path)."""
+    return metrics.FEATURE_LOOKUPS.labels(view, source)
