@@ -8,8 +8,8 @@ loss of a privileged role).
 Revocation bound: the session is looked up in this worker's revocation list
 (:mod:`api.security.revocations`), not in the database. A revocation made by this
 worker is refused from the moment its transaction commits (logout, refresh-token
-reuse, role revocation); one made by another worker, by a transaction this worker's
-identity code does not own (account deletion) or directly in the database, within
+reuse, role revocation, account deletion); one made by another worker or directly in
+the database, within
 one poll interval, ``NEARX_REVOCATION_POLL_S`` (1 s by default), plus the poll's
 query. If polls fail, the list is trusted for at most 5 intervals since its last
 successful refresh; after that every request asks the database again, so the

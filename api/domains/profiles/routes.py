@@ -70,7 +70,9 @@ class MeController(Controller):
         settings: NamedDependency[Settings],
     ) -> None:
         """Pseudonymise the account; repeating it is harmless (204 again, nothing more happens)."""
-        await service.erase_account(conn, object_store(state, settings), principal.user_id, utc_now())
+        await service.erase_account(
+            conn, object_store(state, settings), principal.user_id, utc_now(), state.get("revocations")
+        )
 
     @get("/export", operation_id="exportMe", summary="All of the caller's data as JSON")
     async def export_me(

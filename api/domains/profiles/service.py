@@ -46,6 +46,7 @@ from api.domains.wallet import service as wallet
 from api.errors import InvalidInput, NotFound, Unauthenticated
 from api.pagination import decode_cursor, encode_cursor
 from api.security.principal import Principal, Role
+from api.security.revocations import RevocationList
 from api.storage import service as storage
 from api.storage.store import ObjectStore
 from nearx.db import Connection
@@ -422,7 +423,13 @@ async def export_data(conn: Connection, user_id: uuid.UUID, now: datetime) -> Da
         )
 
 
-async def erase_account(conn: Connection, store: ObjectStore, user_id: uuid.UUID, now: datetime) -> None:
+async def erase_account(
+    conn: Connection,
+    store: ObjectStore,
+    user_id: uuid.UUID,
+    now: datetime,
+    revocations: RevocationList | None = None,
+) -> None:
     """Erase the account's PII but keep the users row, so orders and ledgers stay whole.
 
     Contact data and name are nulled, preferences reset, addresses and the exact delivery
@@ -431,7 +438,8 @@ async def erase_account(conn: Connection, store: ObjectStore, user_id: uuid.UUID
     documents deleted (the files after the commit, so a rollback never loses one), granted
     consents withdrawn (the history stays as evidence), every session revoked, and
     ``user.deleted`` written. Amounts, payments, wallets and the ledger are financial
-    records and stay. Erasing an erased account does nothing.
+    records and stay. Erasing an erased account does nothing. The revoked sessions join this
+    worker's ``revocations`` after the commit, so its tokens stop here at once.
     """
     async with conn.transaction():
         user = await repository.get_user(conn, user_id, lock=True)
@@ -451,7 +459,7 @@ async def erase_account(conn: Connection, store: ObjectStore, user_id: uuid.UUID
         await merchants_repo.forget_documents(conn, user_id)
         await identity.erase_identity(conn, user_id)  # before erase_user: it needs phone and email
         await repository.erase_user(conn, user_id, now)
-        await identity.revoke_all_sessions(conn, user_id, reason="account_deleted")
+        revoked = await identity.revoke_all_sessions(conn, user_id, reason="account_deleted")
         await append_event(
             conn,
             event_type="user.deleted",
@@ -464,6 +472,8 @@ async def erase_account(conn: Connection, store: ObjectStore, user_id: uuid.UUID
                 "documents": len(documents),
             },
         )
+    if revocations is not None:
+        revocations.note(revoked, now)
     await storage.delete_objects(store, documents)
 
 

@@ -93,7 +93,7 @@ async def test_export_contains_everything(client: Client, conn: Any, settings: S
 
 
 async def test_delete_erases_pii_but_keeps_the_user_and_what_references_it(
-    client: Client, conn: Any, settings: Settings
+    app: Litestar, client: Client, conn: Any, settings: Settings
 ) -> None:
     user_id, headers = await _populated_user(client, conn, settings)
     session_id = await _session(conn, user_id)
@@ -159,7 +159,9 @@ async def test_delete_erases_pii_but_keeps_the_user_and_what_references_it(
     assert events[0]["aggregate_id"] == user_id
     assert "phone" not in events[0]["payload"]
 
-    # A token of the stored (now revoked) session is refused.
+    # A token of the stored (now revoked) session is refused, by this worker's list from the
+    # commit on (not only after its next poll).
+    assert session_id in app.state.revocations
     assert (await client.get("/v1/me", headers=stored_session)).status_code == 401
 
     # Any other token of the deleted user no longer reads or writes anything either.
