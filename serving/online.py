@@ -18,6 +18,11 @@ merchant that is asked for keeps being a cache hit, and requests go to Feast onl
 they have not asked for lately. The bound above still holds: a row is served only while its
 stamp is younger than ``freshness_s``; the refresh only renews stamps by reading again.
 
+Warm behind a miss (:meth:`OnlineFeatures.warm_missed`, run by the runtime a few times a
+second): a cached-only read that is refused (:class:`NotCached`) notes the rows it lacked,
+and they are read in batches off the request path, so the next request finds them even
+when this one was shed instead of reading them.
+
 Layers: this process's columnar cache (:mod:`serving.feature_cache`: bounded, keeping the
 most recently read rows), then Redis when a URL is given (shared by every API pod: one
 pod's miss warms the others), then Feast. Missing entities are cached too (as NaN rows) so
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +50,9 @@ FloatArray = npt.NDArray[np.float64]
 Vector = tuple[float, ...]
 """One entity's features in the view's order as Redis holds them; a missing value is NaN."""
 Columns = dict[str, FloatArray]
+MAX_MISSED = 50_000
+"""Rows noted for :meth:`OnlineFeatures.warm_missed` at most between two calls (a flood of
+unknown keys must not grow memory without bound)."""
 
 
 class FeaturesUnavailable(RuntimeError):
@@ -145,11 +154,21 @@ class OnlineFeatures:
         self._views: dict[str, ViewPlan] = {}
         """Each cache namespace's view, for the rounds that re-read rows by namespace."""
         self._materialized: dict[str, Any] = {}
+        self._missed: dict[ViewPlan, dict[str, None]] = {}
+        """Per view, the keys cached-only reads were refused since :meth:`warm_missed` last ran."""
+        self._missed_count = 0
+        self._missed_lock = threading.Lock()
+        """Not the cache's lock: the event loop takes this one, and must never wait on a rebuild."""
 
     @property
     def entries(self) -> int:
         """Rows held in the process cache (at most ``max_entries``)."""
         return self._cache.entries
+
+    @property
+    def missed(self) -> int:
+        """Rows refused to cached-only reads and waiting for :meth:`warm_missed`."""
+        return self._missed_count
 
     def plan(self, service_name: str) -> ServicePlan:
         """The batch views and features of a service, read once from the Feast registry."""
@@ -182,7 +201,8 @@ class OnlineFeatures:
         ``keys`` maps a join key to one value per row (``{"merchant_id": [...200...],
         "customer_id": [c] * 200}``); each view reads each distinct key once. ``cached_only``:
         answer from this process's cache or raise :class:`NotCached`, never doing I/O (so the
-        caller may run on the event loop).
+        caller may run on the event loop); the rows it lacked, in every view, are remembered
+        for :meth:`warm_missed`.
         """
         plan = self.plan(service_name)
         now = self.clock()
@@ -196,6 +216,7 @@ class OnlineFeatures:
             if rows is not None:
                 columns.update(zip(view.features, rows.T, strict=True))  # row i of rows.T is column i
         if missed:
+            self._note_missed(missed)
             n = sum(len(keys) for keys in missed.values())
             raise NotCached(f"{n} rows of {', '.join(v.view for v in missed)} are not in the process cache")
         return columns
@@ -273,6 +294,39 @@ class OnlineFeatures:
             _counter(view.view, "refresh").inc(len(due))
             refreshed += len(due)
         return refreshed
+
+    def warm_missed(self, batch: int = 1_000) -> int:
+        """Read the rows cached-only reads were refused since the last call (those still not fresh),
+        ``batch`` entities per call, as a request's miss would; the number of rows read.
+
+        Why: under load the scoring lane sheds the requests that must read a row, so without this
+        a cold process stays cold (each shed request is shed again next time); with it, a shed
+        request still warms its rows for the next one.
+        """
+        with self._missed_lock:
+            missed, self._missed, self._missed_count = self._missed, {}, 0
+        warmed = 0
+        for view, keys in missed.items():
+            pending = list(keys)
+            cache = self._cache.namespaces.get(view.cached_as)
+            if cache is not None:  # read since (by the lane, or a refresh): not again
+                _, fresh = cache.lookup(pending, self.clock() - self.freshness_s)
+                pending = [key for key, ok in zip(pending, fresh.tolist(), strict=True) if not ok]
+            for start in range(0, len(pending), batch):
+                self._fill(view, pending[start : start + batch], self.clock())
+            warmed += len(pending)
+        return warmed
+
+    def _note_missed(self, missed: Mapping[ViewPlan, list[str]]) -> None:
+        with self._missed_lock:
+            for view, keys in missed.items():
+                room = MAX_MISSED - self._missed_count
+                if room <= 0:  # a flood of misses: the rest are noted again on their next miss
+                    return
+                pending = self._missed.setdefault(view, {})
+                before = len(pending)
+                pending.update(dict.fromkeys(keys[:room]))
+                self._missed_count += len(pending) - before
 
     def _from_shared(
         self, view: ViewPlan, keys: list[str], now: float, found: dict[str, FloatArray]

@@ -24,6 +24,11 @@ than the lane's thread handoff; one that must read a row takes the lane.
 Feature freshness: a second background task re-reads the online rows requests asked for
 before they age out (:meth:`OnlineFeatures.refresh_hot`, every quarter of the bound), so
 requests read the cache instead of Feast.
+
+Warm behind a miss: a third task, every :data:`WARM_BEHIND_S`, reads the rows that warm
+tries were refused for (:meth:`OnlineFeatures.warm_missed`, in a worker thread). Under load
+the lane sheds exactly the requests that must read a row, so without it a cold process
+would stay cold; with it, a shed request still warms its rows for the next one.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ T = TypeVar("T")
 DEFAULT_BUDGET_S = 0.05
 DEFAULT_FRESHNESS_S = 300.0
 DEFAULT_POLL_S = 30.0
+WARM_BEHIND_S = 0.25
+"""How soon the rows a refused warm try lacked are read (a batch per view, off the request path)."""
 
 
 def service_features(name: str) -> tuple[str, ...]:
@@ -107,6 +114,7 @@ class ScoringRuntime:
     """The bounded executor request-time scoring runs on (shed, never queue)."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
     _freshen_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _warm_behind_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _eta: dict[tuple[str, str, str], eta.EtaScorer] = field(default_factory=dict, repr=False)
 
     @property
@@ -203,13 +211,27 @@ class ScoringRuntime:
             except FeaturesUnavailable as exc:  # requests read through to Feast meanwhile
                 log.warning("feature refresh failed: %s", exc)
 
+    async def _warm_behind(self) -> None:
+        """Read the rows refused cached-only reads lacked, soon after (a thread only when there are some)."""
+        while True:
+            await asyncio.sleep(WARM_BEHIND_S)
+            online = self.online
+            if online is None or not online.missed:
+                continue
+            try:
+                await asyncio.to_thread(online.warm_missed)
+            except FeaturesUnavailable as exc:  # those rows are read through by later requests instead
+                log.warning("warming missed features failed: %s", exc)
+                await asyncio.sleep(self.poll_interval_s)  # an outage: retry at the poll's pace
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._poll(), name="scoring-runtime-poll")
         self._freshen_task = loop.create_task(self._keep_fresh(), name="scoring-runtime-freshen")
+        self._warm_behind_task = loop.create_task(self._warm_behind(), name="scoring-runtime-warm-behind")
 
     async def stop(self) -> None:
-        for task in (self._task, self._freshen_task):
+        for task in (self._task, self._freshen_task, self._warm_behind_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -242,6 +242,33 @@ def test_cold_warm_and_mixed_reads_give_feasts_rows_for_repeated_and_unknown_key
         assert warm[name].dtype == np.float64
 
 
+def test_a_refused_cached_only_read_is_warmed_behind_so_the_next_one_hits(
+    feature_store: FeatureStore,
+) -> None:
+    online = OnlineFeatures(feature_store)
+    keys = {"merchant_id": ["m20", "m21", "m20", "m22"], "customer_id": ["c9"] * 4}
+    from_store = _lookups("merchant_stats", "store")
+    with pytest.raises(NotCached):
+        online.get("ranker_v1", keys, cached_only=True)
+    with pytest.raises(NotCached):  # asked again before the warm: noted once
+        online.get("ranker_v1", keys, cached_only=True)
+    assert _lookups("merchant_stats", "store") == from_store
+    assert online.missed == 4  # three merchants and the customer: every view's misses, not the first's
+    assert online.warm_missed() == 4
+    assert online.missed == 0
+    assert _lookups("merchant_stats", "store") == from_store + 3
+    warm = online.get("ranker_v1", keys, cached_only=True)
+    for name, column in _feast(feature_store, "ranker_v1", keys).items():
+        np.testing.assert_array_equal(warm[name], column)
+    assert online.warm_missed() == 0  # nothing new was refused
+
+    later = {"merchant_id": ["m23"], "customer_id": ["c9"]}
+    with pytest.raises(NotCached):
+        online.get("ranker_v1", later, cached_only=True)
+    online.get("ranker_v1", later)  # the lane read it meanwhile
+    assert online.warm_missed() == 0  # so the warm reads nothing again
+
+
 def test_the_process_cache_keeps_its_bound_and_the_newest_rows(feature_store: FeatureStore) -> None:
     now = [100.0]
     online = OnlineFeatures(feature_store, freshness_s=1e6, max_entries=8, clock=lambda: now[0])

@@ -20,9 +20,11 @@ from feast import FeatureStore
 from nearx.routing import HaversineRouting
 from nearx.settings import load_settings
 from serving import metrics
+from serving.budget import ScoringLane
 from serving.eta import ETA_MODEL, GREEN_MODEL
 from serving.fraud import FRAUD_MODEL
 from serving.match import RANKER_MODEL, Candidates, Customer
+from serving.online import NotCached, OnlineFeatures
 from serving.registry import MlflowSource, ModelRegistry, warm_up
 from serving.runtime import (
     DEFAULT_FRESHNESS_S,
@@ -186,3 +188,53 @@ async def test_what_the_warm_up_loaded_is_frozen_out_of_the_collector_until_the_
     assert gc.get_freeze_count() <= frozen  # the first warm-up only (frozen objects may still be freed)
     await runtime.stop()
     assert gc.get_freeze_count() == 0
+
+
+async def _warmed(runtime: ScoringRuntime, candidates: Candidates, customer: Customer) -> None:
+    """Wait (not assert on time) until a cached-only ranking needs no read."""
+    while True:
+        try:
+            runtime.match_scorer.rank(candidates, customer, cached_only=True)
+            return
+        except NotCached:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_shed_request_still_warms_its_rows_so_the_next_one_is_answered_warm(
+    ranker_uri: str, feature_store: FeatureStore
+) -> None:
+    registry = ModelRegistry(MlflowSource(ranker_uri), {RANKER_MODEL: default_specs()[RANKER_MODEL]})
+    registry.refresh()
+    runtime = ScoringRuntime(
+        registry=registry,
+        open_store=lambda: None,
+        budget_s=60.0,
+        lane=ScoringLane(1, 1),
+        poll_interval_s=3600,
+    )
+    online = OnlineFeatures(feature_store, freshness_s=DEFAULT_FRESHNESS_S, refresh_ahead=True)
+    runtime.online = online
+    gate, started = threading.Event(), threading.Event()
+
+    def hold_the_lane() -> str:
+        started.set()
+        gate.wait(60)
+        return "released"
+
+    runtime.start()
+    busy = asyncio.create_task(runtime.within_budget(hold_the_lane, lambda reason: reason, "match"))
+    try:
+        assert await asyncio.to_thread(started.wait, 60)
+        candidates, customer = _candidates(12), Customer("c-warm-behind")
+        from_store = metrics.FEATURE_LOOKUPS.labels("merchant_stats", "store")._value.get()
+        first = await runtime.rank(candidates, customer)
+        assert first.degraded == "shed"  # it needed a read, and the only lane slot is taken
+        await asyncio.wait_for(_warmed(runtime, candidates, customer), 60)
+        assert metrics.FEATURE_LOOKUPS.labels("merchant_stats", "store")._value.get() >= from_store + 12
+        second = await runtime.rank(candidates, customer)
+        assert (second.degraded, second.model) == (None, RANKER_MODEL)  # warm: scored without the lane
+        assert not busy.done()  # which is still held
+    finally:
+        gate.set()
+        assert await busy == "released"
+        await runtime.stop()
