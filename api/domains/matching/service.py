@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from api.domains.matching import repository
-from api.domains.matching.index import CityIndex, IndexHolder
+from api.domains.matching.index import BoolArray, CityIndex, FloatArray, IndexHolder, IntArray
 from api.domains.matching.schemas import (
     ClickInput,
     ClickRecorded,
@@ -30,7 +30,7 @@ from api.domains.matching.schemas import (
     MatchResult,
     Scoring,
 )
-from api.domains.merchants.hours import is_open, local_time
+from api.domains.merchants.hours import local_time
 from api.errors import InvalidInput, NotFound
 from nearx.db import Connection
 from nearx.ids import new_id
@@ -48,8 +48,8 @@ QUICK_KITCHEN_S = 15 * 60
 
 @dataclass(frozen=True)
 class _Pool:
-    positions: np.ndarray[Any, np.dtype[np.int64]]
-    distances_m: np.ndarray[Any, np.dtype[np.float64]]
+    positions: IntArray
+    distances_m: FloatArray
 
 
 async def match(
@@ -83,7 +83,7 @@ async def match(
     if city_index is not None:
         pool = _candidates(city_index, context, now)
         if pool.positions.size:
-            favourites = {str(m) for m in prefs.get("favourite_merchants") or []}
+            favourites = city_index.positions_of(str(m) for m in prefs.get("favourite_merchants") or [])
             candidates = _scoring_input(city_index, pool, favourites)
             ranking = await runtime.rank(candidates, customer)
             top = ranking.order[: context.limit]
@@ -172,6 +172,8 @@ def _customer(
 
 
 def _candidates(city: CityIndex, context: MatchContext, now: datetime) -> _Pool:
+    """The nearest live merchants that deliver this far, are not excluded, match the query and are
+    open now: masks over the pool, so no Python step per candidate unless a query is given."""
     proximity = city.by_category.get(context.category) if context.category else city.everything
     if proximity is None:
         return _Pool(np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -179,29 +181,41 @@ def _candidates(city: CityIndex, context: MatchContext, now: datetime) -> _Pool:
     positions = np.asarray(near.ids, dtype=np.int64)
     distances = np.asarray(near.distances_m, dtype=np.float64)
     keep = distances <= city.delivery_radius_m[positions]
-    excluded = {str(m) for m in context.exclude_merchants}
-    needle = context.q.casefold() if context.q else None
-    timezone = city.city.timezone
-    for j, p in enumerate(positions.tolist()):
-        if not keep[j]:
-            continue
-        if (excluded and city.ids[p] in excluded) or (
-            needle is not None and needle not in city.names[p].casefold() and needle not in city.categories[p]
-        ):
-            keep[j] = False
-        elif p in city.hours or p in city.holidays:
-            keep[j] = is_open(city.hours.get(p, []), city.holidays.get(p, set()), timezone, now)
+    if context.exclude_merchants:
+        keep &= ~_among(positions, city.positions_of(str(m) for m in context.exclude_merchants))
+    if context.q:
+        keep &= _matches_query(city, positions, context.q.casefold())
+    kept = np.flatnonzero(keep)  # hours are judged only for survivors: a cold memo costs less
+    keep[kept] = city.opening.open_at(positions[kept], now)
     return _Pool(positions[keep], distances[keep])
 
 
-def _scoring_input(city: CityIndex, pool: _Pool, favourites: set[str]) -> Candidates:
-    ids = [city.ids[p] for p in pool.positions.tolist()]
+def _matches_query(city: CityIndex, positions: IntArray, needle: str) -> BoolArray:
+    """``needle`` (case-folded) in the case-folded name or in the category slug."""
+    pairs = zip(city.folded_names[positions].tolist(), city.categories[positions].tolist(), strict=True)
+    return np.fromiter(
+        (needle in name or needle in category for name, category in pairs), np.bool_, positions.size
+    )
+
+
+def _among(positions: IntArray, members: IntArray) -> BoolArray:
+    """Which ``positions`` are among ``members``, by binary search over the few members:
+    ``np.isin`` picks a lookup table as wide as the positions' range (~50 µs at 200k merchants)."""
+    if not members.size:
+        return np.zeros(positions.size, dtype=np.bool_)
+    members = np.sort(members)
+    found: BoolArray = members[np.minimum(np.searchsorted(members, positions), members.size - 1)] == positions
+    return found
+
+
+def _scoring_input(city: CityIndex, pool: _Pool, favourites: IntArray) -> Candidates:
+    """The ranker's columns for the pool; ``favourites`` are positions (``CityIndex.positions_of``)."""
     return Candidates(
-        merchant_ids=ids,
+        merchant_ids=city.ids[pool.positions].tolist(),
         distance_m=pool.distances_m,
         price_level=city.price_level[pool.positions],
         prep_estimate_s=city.prep_s[pool.positions],
-        is_favourite=np.array([1.0 if m in favourites else 0.0 for m in ids]),
+        is_favourite=_among(pool.positions, favourites).astype(np.float64),
         green_possible=(pool.distances_m <= 4_000).astype(np.float64),
         eco_packaging=city.eco_packaging[pool.positions],
     )
@@ -209,7 +223,7 @@ def _scoring_input(city: CityIndex, pool: _Pool, favourites: set[str]) -> Candid
 
 def _trips(
     city: CityIndex,
-    positions: np.ndarray[Any, np.dtype[np.int64]],
+    positions: IntArray,
     context: MatchContext,
     customer: Customer,
     now: datetime,
@@ -217,9 +231,9 @@ def _trips(
     n = positions.size
     local = local_time(now, city.city.timezone)
     return Trips(
-        merchant_ids=[city.ids[p] for p in positions.tolist()],
-        merchant_cells_r7=[city.h3_r7[p] for p in positions.tolist()],
-        categories=[city.categories[p] for p in positions.tolist()],
+        merchant_ids=city.ids[positions].tolist(),
+        merchant_cells_r7=city.h3_r7[positions].tolist(),
+        categories=city.categories[positions].tolist(),
         merchant_lat=city.lat[positions],
         merchant_lng=city.lng[positions],
         dropoff_lat=np.full(n, context.lat),
