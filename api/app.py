@@ -40,6 +40,7 @@ from api.security.revocations import running_revocations
 from api.security.tokens import TokenCodec
 from api.strict_body import reject_lax_json
 from nearx.db import create_pool
+from nearx.event_buffer import running_event_buffer
 from nearx.postgres import database_url
 from nearx.settings import Settings, get_settings
 from serving.runtime import scoring_runtime
@@ -77,6 +78,8 @@ def create_app(
             app.state.database_url = url
             # identity: this worker's revoked sessions, so authentication skips the database
             app.state.revocations = await stack.enter_async_context(running_revocations(pool, settings))
+            # standalone events of hot paths (match.served), written in batches (nearx.event_buffer)
+            app.state.events = await stack.enter_async_context(running_event_buffer(pool))
             # matching: the merchant index (watched) and the scoring runtime (models, online features)
             app.state.matching_index = await stack.enter_async_context(running_index(pool))
             app.state.scoring = await stack.enter_async_context(scoring_runtime(settings))

@@ -72,15 +72,24 @@ class MatchController(Controller):
     )
     async def click(
         self,
+        state: State,
         conn: NamedDependency[Connection],
         principal: NamedDependency[Principal],
         match_id: uuid.UUID,
         data: ClickInput,
     ) -> ClickRecorded:
-        return await service.record_click(conn, user_id=principal.user_id, match_id=match_id, body=data)
+        return await service.record_click(
+            conn, state.get("events"), user_id=principal.user_id, match_id=match_id, body=data
+        )
 
 
 async def _match(state: State, conn: Connection, principal: Principal, context: MatchContext) -> MatchPage:
     return await service.match(
-        conn, state.matching_index, state.scoring, user_id=principal.user_id, context=context, now=utc_now()
+        conn,
+        state.matching_index,
+        state.scoring,
+        state.events,
+        user_id=principal.user_id,
+        context=context,
+        now=utc_now(),
     )

@@ -67,7 +67,13 @@ class OrderController(Controller):
     ) -> Response[Any]:
         key = require_key(idempotency_key)
         status, body = await service.checkout(
-            conn, principal, data, key=key, settings=settings, scoring=_scoring(state)
+            conn,
+            principal,
+            data,
+            key=key,
+            settings=settings,
+            scoring=_scoring(state),
+            events=state.get("events"),
         )
         return Response(body, status_code=status)
 

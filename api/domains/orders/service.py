@@ -57,6 +57,7 @@ from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from api.security.principal import Principal, Role
 from nearx.clock import utc_now
 from nearx.db import Connection
+from nearx.event_buffer import EventBuffer
 from nearx.geo import haversine_m
 from nearx.ids import new_id
 from nearx.money import Money
@@ -227,8 +228,13 @@ async def checkout(
     key: str,
     settings: Settings,
     scoring: Scoring = Scoring(),
+    events: EventBuffer | None = None,
 ) -> tuple[int, Any]:
     """Create (or replay) the orders of one cart; returns ``(status, body)``.
+
+    ``events``: the process's event buffer, where a match served moments ago may still wait
+    to be written; the check that the cart's ``match_id`` was served to this customer
+    flushes it first.
 
     The fraud check decides before anything is written: ``approve`` places the order;
     ``step_up`` places it only in a session signed in with a second factor (else a 403
@@ -238,7 +244,9 @@ async def checkout(
     """
     if body.emergency and not body.emergency_reason:
         raise InvalidInput("an emergency order needs a reason (it is audited)")
-    if body.match_id is not None and not await matching.served_to(conn, body.match_id, principal.user_id):
+    if body.match_id is not None and not await matching.served_to(
+        conn, body.match_id, principal.user_id, events
+    ):
         raise InvalidInput(f"match {body.match_id} was not served to this customer")
     if not body.emergency and body.emergency_reason:
         raise InvalidInput("emergency_reason is only for emergency orders")

@@ -28,7 +28,10 @@ async def _customer(conn: Any, settings: Settings) -> tuple[uuid.UUID, dict[str,
     return user, auth(settings, user, Role.CUSTOMER)
 
 
-async def _events(conn: Any, event_type: str) -> list[dict[str, Any]]:
+async def _events(app: Litestar, conn: Any, event_type: str) -> list[dict[str, Any]]:
+    """The events of a type in the outbox, once the app's buffered ``match.served`` are written
+    (the buffer's interval is 20 ms; the test reads at once)."""
+    await app.state.events.flush()
     rows = await (
         await conn.execute(
             "SELECT payload FROM outbox WHERE event_type = %s ORDER BY position", (event_type,)
@@ -224,7 +227,7 @@ async def test_bad_input_is_a_problem_and_nothing_is_written(
     response = await client.get("/v1/match", params=params, headers=headers)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert await _events(conn, "match.served") == []
+    assert await _events(app, conn, "match.served") == []
 
 
 async def test_post_rejects_unknown_fields_and_needs_a_customer(
@@ -252,7 +255,7 @@ async def test_impressions_and_clicks_are_logged_as_events(
         "INSERT INTO profiles (user_id, favourite_merchants) VALUES (%s, %s)", (user, favourites)
     )
     body = (await client.get("/v1/match", params={**AT, "limit": 5}, headers=headers)).json()
-    (served,) = await _events(conn, "match.served")
+    (served,) = await _events(app, conn, "match.served")
     assert served["match_id"] == body["match_id"]
     assert served["customer_id"] == str(user)
     assert served["model"] == "nearx-ranker"
@@ -273,7 +276,7 @@ async def test_impressions_and_clicks_are_logged_as_events(
     )
     assert click.status_code == 201, click.text
     assert click.json()["position"] == 3
-    (clicked,) = await _events(conn, "match.clicked")
+    (clicked,) = await _events(app, conn, "match.clicked")
     assert (clicked["merchant_id"], clicked["position"]) == (third, 3)
 
     not_shown = str(merchant_id(MERCHANTS - 1))
@@ -286,7 +289,7 @@ async def test_impressions_and_clicks_are_logged_as_events(
         f"/v1/match/{body['match_id']}/clicks", json={"merchant_id": third}, headers=other
     )
     assert foreign.status_code == 404
-    assert len(await _events(conn, "match.clicked")) == 1
+    assert len(await _events(app, conn, "match.clicked")) == 1
 
 
 async def test_a_runtime_with_nothing_trained_starts_without_importing_heavy_stores(tmp_path: Any) -> None:
