@@ -26,17 +26,16 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
 from nearx.clock import utc_now
 from nearx.db import Pool
-from nearx.outbox import event_row
+from nearx.outbox import EventRow
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +78,13 @@ class EventBuffer:
     def pending(self) -> int:
         return len(self._rows)
 
-    def append(
-        self,
-        *,
-        event_type: str,
-        aggregate_type: str,
-        aggregate_id: uuid.UUID,
-        payload: Mapping[str, Any] | msgspec.Struct,
-        city_id: str | None = None,
-        schema_version: int = 1,
-    ) -> uuid.UUID:
-        """Buffer one standalone event (no I/O); its id. The name is checked here, not at the write."""
-        row = event_row(
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            payload=payload,
-            city_id=city_id,
-            schema_version=schema_version,
-        )
+    def append(self, row: EventRow) -> None:
+        """Buffer one standalone event (an :func:`~nearx.outbox.event_row`, which checked its
+        name); no I/O."""
         self._rows.append((*row, utc_now()))
         self._trim()
         if len(self._rows) >= self.max_batch:
             self._wake.set()
-        return row[0]
 
     async def flush(self) -> int:
         """Write every buffered row now, in one transaction; how many were written.

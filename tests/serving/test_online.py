@@ -14,22 +14,14 @@ import pytest
 from feast import FeatureStore
 
 from features.store import apply_repo
+from features.views import customer_stats
 from serving import metrics
 from serving.feature_cache import ProcessCache
 from serving.online import FeaturesUnavailable, NotCached, OnlineFeatures, RedisCache
 from tests.serving.conftest import merchant_feature_rows, open_feature_store
 
 SERVICE_FEATURES = ("merchant_orders_28d", "merchant_rating_28d", "customer_eco_share")
-CUSTOMER_FEATURES = (
-    "customer_orders_90d",
-    "customer_basket_mean_minor",
-    "customer_refund_rate",
-    "customer_devices_seen",
-    "customer_cards_seen",
-    "customer_eco_share",
-    "customer_price_level_mean",
-    "customer_tenure_days",
-)
+CUSTOMER_FEATURES = tuple(field.name for field in customer_stats.schema)
 
 
 def _keys(n: int) -> dict[str, list[str]]:

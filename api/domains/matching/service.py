@@ -41,7 +41,7 @@ from api.errors import InvalidInput, NotFound
 from nearx.db import Connection
 from nearx.event_buffer import EventBuffer
 from nearx.ids import new_id
-from nearx.outbox import append_event
+from nearx.outbox import append_event, event_row
 from serving.eta import GreenOption, Promise, Trips
 from serving.match import Candidates, Customer, Ranking
 from serving.runtime import ScoringRuntime
@@ -110,21 +110,23 @@ async def match(
             )
     page = MatchPage(match_id=match_id, city_id=city.id if city else None, results=results, scoring=scoring)
     events.append(
-        event_type="match.served",
-        aggregate_type="match",
-        aggregate_id=match_id,
-        city_id=page.city_id,
-        payload={
-            "match_id": str(match_id),
-            "customer_id": str(user_id),
-            "category": context.category,
-            "q": context.q,
-            "local_hour": customer.local_hour,
-            "model": scoring.model,
-            "model_version": scoring.model_version,
-            "degraded_reason": scoring.degraded_reason,
-            "impressions": impressions,
-        },
+        event_row(
+            event_type="match.served",
+            aggregate_type="match",
+            aggregate_id=match_id,
+            city_id=page.city_id,
+            payload={
+                "match_id": str(match_id),
+                "customer_id": str(user_id),
+                "category": context.category,
+                "q": context.q,
+                "local_hour": customer.local_hour,
+                "model": scoring.model,
+                "model_version": scoring.model_version,
+                "degraded_reason": scoring.degraded_reason,
+                "impressions": impressions,
+            },
+        )
     )
     return page
 
