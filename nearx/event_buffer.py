@@ -34,7 +34,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from nearx.clock import utc_now
-from nearx.db import Pool
+from nearx.db import Connection, Pool
 from nearx.outbox import EventRow
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class EventBuffer:
         if len(self._rows) >= self.max_batch:
             self._wake.set()
 
-    async def flush(self) -> int:
+    async def flush(self, conn: Connection | None = None) -> int:
         """Write every buffered row now, in one transaction; how many were written.
 
         Concurrent calls write one after the other, so when a flush returns, every event
@@ -94,31 +94,39 @@ class EventBuffer:
         wait for the next try). A batch the database refuses as data (a row breaking a
         constraint) is written row by row instead, and only the refused rows are dropped, so
         one bad event cannot hold back the rest.
+
+        ``conn``: a request's own idle connection to write on. A flush has its connection
+        before it waits for another flush to end: requests waiting here already hold theirs,
+        so one that waited for a pool connection while holding the lock could starve on them.
         """
+        if not self._rows:
+            return 0
+        if conn is None:
+            async with self.pool.connection() as pooled:
+                return await self._flush_on(pooled)
+        return await self._flush_on(conn)
+
+    async def _flush_on(self, conn: Connection) -> int:
         async with self._lock:
             batch = list(self._rows)
             self._rows.clear()
             if not batch:
                 return 0
             try:
-                await self._write(batch)
+                await _insert(conn, batch)
             except psycopg.errors.IntegrityError:
-                return await self._write_one_by_one(batch)
+                return await self._write_one_by_one(conn, batch)
             except BaseException:  # kept in order, before what was appended meanwhile
                 self._rows.extendleft(reversed(batch))
                 self._trim()
                 raise
             return len(batch)
 
-    async def _write(self, rows: list[_BufferedRow]) -> None:
-        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            await cursor.executemany(_INSERT_BUFFERED, rows)
-
-    async def _write_one_by_one(self, rows: list[_BufferedRow]) -> int:
+    async def _write_one_by_one(self, conn: Connection, rows: list[_BufferedRow]) -> int:
         written = 0
         for i, row in enumerate(rows):
             try:
-                await self._write([row])
+                await _insert(conn, [row])
                 written += 1
             except psycopg.errors.IntegrityError as exc:
                 self.dropped += 1
@@ -146,6 +154,11 @@ class EventBuffer:
             except Exception:  # keep the rows; the next round retries
                 log.exception("writing %d buffered events failed; retrying", self.pending)
                 await asyncio.sleep(min(1.0, 10 * self.flush_interval_s))
+
+
+async def _insert(conn: Connection, rows: list[_BufferedRow]) -> None:
+    async with conn.transaction(), conn.cursor() as cursor:
+        await cursor.executemany(_INSERT_BUFFERED, rows)
 
 
 @contextlib.asynccontextmanager

@@ -132,3 +132,16 @@ async def test_stopping_the_running_buffer_flushes_what_is_left(pool: Pool, conn
         ids = _served(buffer, 3)
         assert await _outbox(conn) == []
     assert [r["event_id"] for r in await _outbox(conn)] == ids
+
+
+async def test_a_flush_on_the_callers_connection_needs_none_from_the_pool(db_url: str, conn: Conn) -> None:
+    small = create_pool(db_url, min_size=1, max_size=1, timeout_s=1.0)
+    await small.open(wait=True)
+    try:
+        buffer = EventBuffer(small)
+        ids = _served(buffer, 2)
+        async with small.connection() as held:  # a request's own: the pool has none left to lend
+            assert await buffer.flush(held) == 2
+        assert [r["event_id"] for r in await _outbox(conn)] == ids
+    finally:
+        await small.close()

@@ -175,7 +175,7 @@ async def record_click(
 async def _served(conn: Connection, match_id: uuid.UUID, events: EventBuffer | None) -> dict[str, Any] | None:
     """The ``match.served`` event of a match, after this worker's buffered events are written."""
     if events is not None:
-        await events.flush()
+        await events.flush(conn)
     return await repository.served_match(conn, match_id)
 
 
