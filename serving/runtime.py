@@ -210,6 +210,8 @@ class ScoringRuntime:
                 await asyncio.to_thread(online.refresh_hot)
             except FeaturesUnavailable as exc:  # requests read through to Feast meanwhile
                 log.warning("feature refresh failed: %s", exc)
+            except Exception:  # like the poller, the task must outlive any one failure
+                log.exception("feature refresh failed")
 
     async def _warm_behind(self) -> None:
         """Read the rows refused cached-only reads lacked, soon after (a thread only when there are some)."""
@@ -223,6 +225,9 @@ class ScoringRuntime:
             except FeaturesUnavailable as exc:  # those rows are read through by later requests instead
                 log.warning("warming missed features failed: %s", exc)
                 await asyncio.sleep(self.poll_interval_s)  # an outage: retry at the poll's pace
+            except Exception:  # like the poller, the task must outlive any one failure
+                log.exception("warming missed features failed")
+                await asyncio.sleep(self.poll_interval_s)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()

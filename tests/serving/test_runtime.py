@@ -238,3 +238,34 @@ async def test_a_shed_request_still_warms_its_rows_so_the_next_one_is_answered_w
         gate.set()
         assert await busy == "released"
         await runtime.stop()
+
+
+class _FlakyWarmer:
+    """Stands in for the online features behind the warm-behind task: rows always wait to be
+    warmed, and the first read fails with an error that is not ``FeaturesUnavailable``."""
+
+    missed = 1
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.retried = threading.Event()
+
+    def warm_missed(self) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("an unexpected failure")
+        self.retried.set()
+        return 0
+
+
+async def test_the_warm_behind_task_outlives_an_unexpected_failure(tmp_path: Path) -> None:
+    registry = ModelRegistry(MlflowSource(f"sqlite:///{tmp_path}/mlflow.db"), default_specs())
+    runtime = ScoringRuntime(registry=registry, open_store=lambda: None, poll_interval_s=0.05)
+    warmer = _FlakyWarmer()
+    runtime.online = warmer  # type: ignore[assignment]
+    runtime.start()
+    try:
+        assert await asyncio.to_thread(warmer.retried.wait, 60)  # it tried again after the failure
+    finally:
+        await runtime.stop()
+    assert warmer.calls >= 2
