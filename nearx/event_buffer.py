@@ -95,12 +95,15 @@ class EventBuffer:
         constraint) is written row by row instead, and only the refused rows are dropped, so
         one bad event cannot hold back the rest.
 
+        A flush that finds the buffer empty while another one is writing waits for that one:
+        the rows it took were appended before this call.
+
         ``conn``: a request's own idle connection to write on. A flush has its connection
         before it waits for another flush to end: requests waiting here already hold theirs,
         so one that waited for a pool connection while holding the lock could starve on them.
         """
-        if not self._rows:
-            return 0
+        if not self._rows and not self._lock.locked():
+            return 0  # nothing buffered and nothing being written: nothing to wait for
         if conn is None:
             async with self.pool.connection() as pooled:
                 return await self._flush_on(pooled)

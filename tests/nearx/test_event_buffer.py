@@ -145,3 +145,23 @@ async def test_a_flush_on_the_callers_connection_needs_none_from_the_pool(db_url
         assert [r["event_id"] for r in await _outbox(conn)] == ids
     finally:
         await small.close()
+
+
+async def test_a_flush_while_another_is_writing_returns_only_once_those_rows_are_in(
+    pool: Pool, conn: Conn, db_url: str
+) -> None:
+    buffer = EventBuffer(pool)
+    ids = _served(buffer, 2)
+    async with await psycopg.AsyncConnection.connect(db_url) as blocker:
+        await blocker.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")  # the first write waits on it
+        first = asyncio.create_task(buffer.flush())
+        async with asyncio.timeout(10):
+            while buffer.pending:  # noqa: ASYNC110 (the first flush takes the rows, then blocks)
+                await asyncio.sleep(0.01)
+        second = asyncio.create_task(buffer.flush())  # finds the buffer empty
+        await asyncio.sleep(0.1)
+        assert not second.done()  # it waits for the write in flight
+        await blocker.rollback()  # releases the table
+    await second
+    assert [r["event_id"] for r in await _outbox(conn)] == ids  # in when the second flush returned
+    assert await first == 2
