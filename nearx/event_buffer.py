@@ -78,6 +78,11 @@ class EventBuffer:
     def pending(self) -> int:
         return len(self._rows)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and no write in flight: every event appended so far is in the outbox."""
+        return not self._rows and not self._lock.locked()
+
     def append(self, row: EventRow) -> None:
         """Buffer one standalone event (an :func:`~nearx.outbox.event_row`, which checked its
         name); no I/O."""
@@ -102,7 +107,7 @@ class EventBuffer:
         before it waits for another flush to end: requests waiting here already hold theirs,
         so one that waited for a pool connection while holding the lock could starve on them.
         """
-        if not self._rows and not self._lock.locked():
+        if self.idle:
             return 0  # nothing buffered and nothing being written: nothing to wait for
         if conn is None:
             async with self.pool.connection() as pooled:

@@ -30,8 +30,11 @@ async def _customer(conn: Any, settings: Settings) -> tuple[uuid.UUID, dict[str,
 
 async def _events(app: Litestar, conn: Any, event_type: str) -> list[dict[str, Any]]:
     """The events of a type in the outbox, once the app's buffered ``match.served`` are written
-    (the buffer's interval is 20 ms; the test reads at once)."""
-    await app.state.events.flush()
+    (within the buffer's 20 ms interval). The app runs in the test client's portal thread, on its
+    own event loop, so the test waits for its buffer to be idle instead of flushing it from here."""
+    async with asyncio.timeout(10):
+        while not app.state.events.idle:  # noqa: ASYNC110 (another thread's loop: no event to await)
+            await asyncio.sleep(0.01)
     rows = await (
         await conn.execute(
             "SELECT payload FROM outbox WHERE event_type = %s ORDER BY position", (event_type,)
